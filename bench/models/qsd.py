@@ -1,0 +1,57 @@
+"""QSD-Transformer (Qiu et al., ICLR 2025, arXiv 2501.13492): quantized spike-driven transformer.
+
+The Meta-SpikeFormer macro with every Conv/Linear an LSQ quantizer (4-bit by default, first conv and head
+included, per-output-channel step), IE-LIF neurons (D = 4 levels in training, binary spikes over 4
+virtual steps at inference), Q-SDSA (``Q (K^T V) * 0.25`` then the attention IE-LIF with spike value 1/2)
+and layer scale 1e-6 on the transformer residuals. Official code: bollossom/QSD-Transformer
+``classification/models.py``, ``quan_w.py``; it runs at T = 1 ("4-1-4" = W4, binary spikes, 4 virtual
+steps). The paper's membrane rectification is not in that code: off by default, ``rectify=True`` adds it.
+Not carried over: the unused ``ActLSQ`` parameters (activation quantizer whose forward is the identity).
+"""
+
+from __future__ import annotations
+
+from bench.models.metaformer import SpikingMetaFormer
+from bench.registry import register_model
+
+# name: (dims, depth, heads, classes)
+QSD_CFGS = {
+    "qsd_15m": ((64, 128, 256, 360), 8, 8, 1000),
+    "qsd_8_384": ((96, 192, 384, 480), 8, 8, 1000),
+    "qsd_8_512": ((128, 256, 512, 640), 8, 8, 1000),
+    "qsd_tiny": ((16, 32, 64, 80), 4, 4, 10),
+}
+# The paper's "MB" is params x bits / 32 (see shared/reference/energy_model.md, section 3).
+PAPER = {"qsd_8_512": dict(size_mb_paper=6.88, top1=80.3)}
+
+
+def _register(name: str) -> None:
+    dims, depth, heads, classes = QSD_CFGS[name]
+
+    def factory(**overrides) -> SpikingMetaFormer:
+        kw = dict(
+            dims=dims,
+            depth=depth,
+            heads=heads,
+            num_classes=classes,
+            T=1,
+            attn_scale=0.25,
+            neuron="ie-lif",
+            levels=4,
+            bits=4,
+            layer_scale=1e-6,
+        )
+        kw.update(overrides)
+        return SpikingMetaFormer(**kw)
+
+    factory.__name__ = name
+    factory.__doc__ = f"QSD-Transformer {name}: dims {dims}, depth {depth}, W4, IE-LIF D=4, T=1."
+    register_model(
+        "qsd",
+        tiny=name.endswith("tiny"),
+        paper=dict(PAPER.get(name, {}), img_size=32 if name.endswith("tiny") else 224),
+    )(factory)
+
+
+for _name in QSD_CFGS:
+    _register(_name)

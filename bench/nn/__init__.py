@@ -1,0 +1,1 @@
+"""Building blocks: neurons, quantizers, attention and shortcut variants."""

@@ -1,0 +1,323 @@
+"""Multi-step spiking neurons split into charge, fire and reset (after spikingjelly's BaseNode).
+
+Tensors are time-major, ``[T, B, ...]``. A neuron keeps its last membrane potential in ``self.v`` until
+``reset()``; spiking backbones reset all neurons at the start of every forward.
+
+- ``LIF``: spikingjelly ``LIFNode`` defaults (tau 2, V_th 1, hard reset to 0, decay_input, sigmoid
+  surrogate with alpha 4, ``detach_reset``). SDT v1/v2 use ``MultiStepLIFNode(tau=2.0, detach_reset=True)``.
+- ``IELIF``: integer-valued spikes k/D during training (QSD-Transformer ``Multispike``:
+  ``floor(clip(D*u, 0, D) + 0.5) / D`` with a straight-through gradient inside (0, D)); at inference,
+  in spike-driven mode, each integer level k is emitted as k binary spikes over D virtual time steps
+  (``Spikes``), which synaptic layers accumulate, so the output equals training-mode evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from bench.errors import check_choice, check_positive_int
+
+NEURONS = ("lif", "ie-lif")
+
+
+class SigmoidSurrogate(torch.autograd.Function):
+    """Heaviside forward (x >= 0), sigmoid-derivative backward: alpha * sig(ax) * (1 - sig(ax))."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, alpha: float) -> Tensor:  # noqa: D102
+        ctx.save_for_backward(x)
+        ctx.alpha = alpha
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # noqa: D102
+        (x,) = ctx.saved_tensors
+        sg = torch.sigmoid(ctx.alpha * x)
+        return grad * ctx.alpha * sg * (1 - sg), None
+
+
+class _IntegerFire(torch.autograd.Function):
+    """k = floor(clip(x, 0, D) + 0.5); gradient passes straight through where 0 < x < D."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, levels: int) -> Tensor:  # noqa: D102
+        ctx.save_for_backward(x)
+        ctx.levels = levels
+        return torch.floor(x.clamp(0, levels) + 0.5)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # noqa: D102
+        (x,) = ctx.saved_tensors
+        inside = (x > 0) & (x < ctx.levels)
+        return grad * inside.to(grad.dtype), None
+
+
+@dataclass
+class Spikes:
+    """Binary spikes over D virtual time steps: ``planes[d]`` in {0, 1}; each spike is worth ``value``.
+
+    Reshape-like methods act on the logical shape (``planes.shape[1:]``), so model code can treat it like
+    the tensor it stands for. ``to_tensor()`` accumulates the planes (additions only).
+    """
+
+    planes: Tensor
+    value: float
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.planes.shape[1:]
+
+    def _dim(self, d: int) -> int:
+        return d + 1 if d >= 0 else d
+
+    def flatten(self, start: int = 0, end: int = -1) -> Spikes:
+        return Spikes(self.planes.flatten(self._dim(start), self._dim(end)), self.value)
+
+    def reshape(self, *shape: int) -> Spikes:
+        return Spikes(self.planes.reshape(self.planes.shape[0], *shape), self.value)
+
+    def transpose(self, a: int, b: int) -> Spikes:
+        return Spikes(self.planes.transpose(self._dim(a), self._dim(b)), self.value)
+
+    def permute(self, *dims: int) -> Spikes:
+        return Spikes(self.planes.permute(0, *(self._dim(d) for d in dims)), self.value)
+
+    def contiguous(self) -> Spikes:
+        return Spikes(self.planes.contiguous(), self.value)
+
+    def map(self, fn: Callable[[Tensor], Tensor]) -> Spikes:
+        """Apply a per-sample op that commutes with thresholding (max-pool, padding) to every plane."""
+        d = self.planes.shape[0]
+        out = fn(self.planes.flatten(0, 1))
+        return Spikes(out.reshape(d, self.planes.shape[1], *out.shape[1:]), self.value)
+
+    def to_tensor(self) -> Tensor:
+        return self.planes.sum(0) * self.value
+
+    def __add__(self, other: object) -> Tensor:
+        return self.to_tensor() + as_tensor(other)
+
+    __radd__ = __add__
+
+
+def as_tensor(x: Tensor | Spikes) -> Tensor:
+    """The value a spike carrier stands for (a Tensor passes through)."""
+    return x.to_tensor() if isinstance(x, Spikes) else x
+
+
+def spike_mul(a: Tensor | Spikes, b: Tensor | Spikes) -> Tensor | Spikes:
+    """Element-wise product; two spike carriers give the AND of every pair of planes (still binary)."""
+    if isinstance(a, Spikes) and isinstance(b, Spikes):
+        planes = a.planes.unsqueeze(1) * b.planes.unsqueeze(0)
+        return Spikes(planes.flatten(0, 1), a.value * b.value)
+    if isinstance(a, Spikes):
+        return Spikes(a.planes * b, a.value)
+    if isinstance(b, Spikes):
+        return Spikes(b.planes * a, b.value)
+    return a * b
+
+
+def spike_map(fn: Callable[[Tensor], Tensor], x: Tensor | Spikes) -> Tensor | Spikes:
+    """Apply ``fn`` to a tensor, or to every virtual-step plane of ``Spikes``."""
+    return x.map(fn) if isinstance(x, Spikes) else fn(x)
+
+
+class BaseNeuron(nn.Module):
+    """Charge -> fire -> reset over the leading time axis; subclasses define the three steps."""
+
+    def __init__(self, v_threshold: float = 1.0, detach_reset: bool = True) -> None:
+        super().__init__()
+        self.v_threshold = v_threshold
+        self.detach_reset = detach_reset
+        self.spike_driven = False
+        self.v: Tensor | None = None
+
+    def reset(self) -> None:
+        """Forget the membrane potential."""
+        self.v = None
+
+    def charge(self, v: Tensor, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def fire(self, h: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def reset_membrane(self, h: Tensor, s: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        v = self.v if self.v is not None else torch.zeros_like(x[0])
+        out = []
+        for t in range(x.shape[0]):
+            h = self.charge(v, x[t])
+            s = self.fire(h)
+            v = self.reset_membrane(h, s.detach() if self.detach_reset else s)
+            out.append(s)
+        self.v = v.detach()
+        return torch.stack(out)
+
+
+class _LIFMultiStep(torch.autograd.Function):
+    """Fused multi-step LIF (decay_input, hard reset to 0, sigmoid surrogate), BPTT in one backward."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, v0: Tensor, tau: float, vth: float, alpha: float, detach_reset: bool):  # noqa: D102
+        h_seq = torch.empty_like(x)
+        s_seq = torch.empty_like(x)
+        v = v0
+        for t in range(x.shape[0]):
+            h = torch.add(x[t], v, alpha=tau - 1.0).div_(tau)
+            s = h >= vth
+            h_seq[t] = h
+            s_seq[t] = s
+            v = h.masked_fill(s, 0.0)
+        ctx.save_for_backward(h_seq)
+        ctx.cfg = (tau, vth, alpha, detach_reset)
+        return s_seq, v
+
+    @staticmethod
+    def backward(ctx, grad_s: Tensor, grad_v_last: Tensor):  # noqa: D102
+        (h_seq,) = ctx.saved_tensors
+        tau, vth, alpha, detach_reset = ctx.cfg
+        grad_x = torch.empty_like(h_seq)
+        grad_v = grad_v_last if grad_v_last is not None else torch.zeros_like(h_seq[0])
+        for t in range(h_seq.shape[0] - 1, -1, -1):
+            h = h_seq[t]
+            sg = torch.sigmoid(alpha * (h - vth))
+            dsdh = alpha * sg * (1 - sg)
+            keep = (h < vth).to(h.dtype)
+            grad_h = grad_s[t] * dsdh + grad_v * keep
+            if not detach_reset:
+                grad_h = grad_h - grad_v * h * dsdh
+            grad_x[t] = grad_h / tau
+            grad_v = grad_h * (1.0 - 1.0 / tau)
+        return grad_x, grad_v, None, None, None, None
+
+
+class LIF(BaseNeuron):
+    """Leaky integrate-and-fire: H = V + (X - V) / tau; S = H >= V_th; V = H * (1 - S) (hard reset to 0)."""
+
+    def __init__(
+        self, tau: float = 2.0, v_threshold: float = 1.0, detach_reset: bool = True, alpha: float = 4.0
+    ) -> None:
+        super().__init__(v_threshold, detach_reset)
+        self.tau = tau
+        self.alpha = alpha
+
+    def charge(self, v: Tensor, x: Tensor) -> Tensor:
+        return v + (x - v) / self.tau
+
+    def fire(self, h: Tensor) -> Tensor:
+        return SigmoidSurrogate.apply(h - self.v_threshold, self.alpha)
+
+    def reset_membrane(self, h: Tensor, s: Tensor) -> Tensor:
+        return h * (1.0 - s)
+
+    def forward(self, x: Tensor) -> Tensor:
+        v0 = self.v if self.v is not None else torch.zeros_like(x[0])
+        s, v = _LIFMultiStep.apply(x, v0, self.tau, self.v_threshold, self.alpha, self.detach_reset)
+        self.v = v.detach()
+        return s
+
+    def extra_repr(self) -> str:
+        return f"tau={self.tau}, v_threshold={self.v_threshold}, detach_reset={self.detach_reset}"
+
+
+class IELIF(BaseNeuron):
+    """Integer-valued LIF (QSD-Transformer IE-LIF).
+
+    Charge H = (1 - 1/tau) V + X (no input scaling, so at T = 1 it equals the official ``Multispike``);
+    fire k = floor(clip(D H / V_th, 0, D) + 0.5), output k * ``spike_value`` (default V_th / D);
+    reset subtracts the emitted charge k V_th / D. QSD's attention neuron (``Multispike_att``) is
+    ``spike_value = 2 V_th / D``.
+    """
+
+    def __init__(
+        self,
+        levels: int = 4,
+        tau: float = 2.0,
+        v_threshold: float = 1.0,
+        spike_value: float | None = None,
+        detach_reset: bool = True,
+    ) -> None:
+        super().__init__(v_threshold, detach_reset)
+        self.levels = check_positive_int("levels (D)", levels)
+        self.tau = tau
+        self.spike_value = spike_value if spike_value is not None else v_threshold / levels
+
+    def charge(self, v: Tensor, x: Tensor) -> Tensor:
+        return v * (1.0 - 1.0 / self.tau) + x
+
+    def count(self, h: Tensor) -> Tensor:
+        """Integer spike count k in 0..D (straight-through gradient)."""
+        return _IntegerFire.apply(h * (self.levels / self.v_threshold), self.levels)
+
+    def fire(self, h: Tensor) -> Tensor:
+        return self.count(h) * self.spike_value
+
+    def reset_membrane(self, h: Tensor, s: Tensor) -> Tensor:
+        return h - s * (self.v_threshold / self.levels) / self.spike_value
+
+    def forward(self, x: Tensor) -> Tensor | Spikes:
+        s = super().forward(x)
+        if not self.spike_driven:
+            return s
+        k = torch.round(s / self.spike_value)
+        steps = torch.arange(self.levels, device=s.device, dtype=s.dtype).view(-1, *([1] * s.dim()))
+        return Spikes((k.unsqueeze(0) > steps).to(s.dtype), self.spike_value)
+
+    def extra_repr(self) -> str:
+        return (
+            f"levels={self.levels}, tau={self.tau}, v_threshold={self.v_threshold}, "
+            f"spike_value={self.spike_value}"
+        )
+
+
+class MembraneRectifier(nn.Module):
+    """Rectify the membrane-potential distribution before IE-LIF (QSD Fig. (b), "Rectify").
+
+    Per-token standardisation over channels, then a learnable per-channel scale and shift. The official
+    classification code has no such step; QSD models enable it with ``rectify=True``.
+    """
+
+    def __init__(self, channels: int, channel_dim: int = 2, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.channel_dim = channel_dim
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, u: Tensor) -> Tensor:
+        mean = u.mean(self.channel_dim, keepdim=True)
+        var = u.var(self.channel_dim, keepdim=True, unbiased=False)
+        shape = [1] * u.dim()
+        shape[self.channel_dim] = -1
+        return (u - mean) / torch.sqrt(var + self.eps) * self.weight.view(shape) + self.bias.view(shape)
+
+
+def build_neuron(kind: str = "lif", levels: int = 4, role: str = "default", tau: float = 2.0) -> BaseNeuron:
+    """A neuron by name. ``role='attention'`` gives the attention-output neuron (LIF V_th 0.5 as in SDT;
+    IE-LIF with spike value 2/D as QSD's ``Multispike_att``)."""
+    check_choice("neuron", kind, NEURONS)
+    check_choice("neuron role", role, ("default", "attention"))
+    if kind == "lif":
+        return LIF(tau=tau, v_threshold=0.5 if role == "attention" else 1.0)
+    return IELIF(levels=levels, tau=tau, spike_value=(2.0 if role == "attention" else 1.0) / levels)
+
+
+def reset_neurons(module: nn.Module) -> None:
+    """Reset the membrane state of every neuron inside ``module``."""
+    for m in module.modules():
+        if isinstance(m, BaseNeuron):
+            m.reset()
+
+
+def set_spike_driven(module: nn.Module, enabled: bool = True) -> None:
+    """Switch every neuron to (or from) spike-driven inference (IE-LIF emits binary ``Spikes``)."""
+    for m in module.modules():
+        if isinstance(m, BaseNeuron):
+            m.spike_driven = enabled

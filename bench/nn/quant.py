@@ -1,0 +1,173 @@
+"""Weight and feature quantizers, and the Conv/Linear layers every spikebench model is built from.
+
+- ``LSQWeight``: learned step size quantization (Esser et al., ICLR 2020) as in QSD's ``Conv2dLSQ``:
+  one step size per output channel, Qn = -2^(b-1), Qp = 2^(b-1) - 1, step initialised at the first
+  forward to 2 mean|W| / sqrt(Qp) (one value for the whole tensor, as the official code does), step
+  gradient scaled by g = 1 / sqrt(numel(W) * Qp). b = 1 has Qp = 0, so it is binary: W_q = s sign(W)
+  (two levels), step initialised to mean|W|, g = 1 / sqrt(numel(W)). b = 32 means full precision.
+- ``UniformQuantizer``: b-bit uniform quantizer with learnable bounds l < u (used to quantize teacher
+  features for QFD): x_q = l + round(clip((x - l) / (u - l), 0, 1) (2^b - 1)) / (2^b - 1) (u - l).
+- ``QConv2d``, ``QConv1d``, ``QLinear``: nn layers with a ``bits`` knob. Fed with ``Spikes`` (binary
+  planes over virtual steps) they accumulate W s_d over the planes, so the op only ever sees {0, 1}.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bench.errors import check_bits
+from bench.nn.neurons import Spikes
+
+
+def grad_scale(x: Tensor, scale: float) -> Tensor:
+    """Identity forward; gradient multiplied by ``scale``."""
+    return (x - x * scale).detach() + x * scale
+
+
+def round_pass(x: Tensor) -> Tensor:
+    """Round forward; straight-through gradient."""
+    return (x.round() - x).detach() + x
+
+
+def lsq_range(bits: int) -> tuple[int, int]:
+    """Signed integer range (Qn, Qp) of a b-bit weight."""
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+class LSQWeight(nn.Module):
+    """Per-output-channel LSQ fake quantizer for a weight tensor ``[C_out, ...]``."""
+
+    def __init__(self, out_channels: int, bits: int) -> None:
+        super().__init__()
+        self.bits = check_bits("bits", bits)
+        self.step = nn.Parameter(torch.ones(out_channels))
+        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+
+    def forward(self, w: Tensor) -> Tensor:
+        qn, qp = lsq_range(self.bits)
+        if not bool(self.initialized):
+            with torch.no_grad():
+                init = w.abs().mean() if self.bits == 1 else 2 * w.abs().mean() / math.sqrt(qp)
+                self.step.fill_(float(init.clamp_min(1e-8)))
+                self.initialized.fill_(True)
+        step = self.step.view(-1, *([1] * (w.dim() - 1)))
+        if self.bits == 1:
+            step = grad_scale(step, 1.0 / math.sqrt(w.numel()))
+            r = (w / step).clamp(-1, 1)
+            sign = torch.where(w >= 0, 1.0, -1.0).to(w.dtype)
+            return ((sign - r).detach() + r) * step
+        step = grad_scale(step, 1.0 / math.sqrt(w.numel() * qp))
+        return round_pass((w / step).clamp(qn, qp)) * step
+
+    def integer_weight(self, w: Tensor) -> Tensor:
+        """The integer codes of ``w`` (for size and level checks)."""
+        with torch.no_grad():
+            wq = self.forward(w)
+            return torch.round(wq / self.step.view(-1, *([1] * (w.dim() - 1))))
+
+    def extra_repr(self) -> str:
+        return f"bits={self.bits}, per_channel=True"
+
+
+class UniformQuantizer(nn.Module):
+    """b-bit uniform quantizer with learnable bounds, initialised from the first batch's min and max."""
+
+    def __init__(self, bits: int = 8, learnable: bool = True) -> None:
+        super().__init__()
+        if bits == 32:
+            raise ValueError("UniformQuantizer bits=32 is not allowed; allowed values: 1..8")
+        self.bits = check_bits("bits", bits)
+        self.lower = nn.Parameter(torch.zeros(()), requires_grad=learnable)
+        self.upper = nn.Parameter(torch.ones(()), requires_grad=learnable)
+        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not bool(self.initialized):
+            with torch.no_grad():
+                lo, hi = x.min(), x.max()
+                self.lower.fill_(float(lo))
+                self.upper.fill_(float(torch.maximum(hi, lo + 1e-6)))
+                self.initialized.fill_(True)
+        n = 2**self.bits - 1
+        span = (self.upper - self.lower).clamp_min(1e-8)
+        xn = ((x - self.lower) / span).clamp(0, 1)
+        return self.lower + round_pass(xn * n) / n * span
+
+
+class _Quantized:
+    """Shared ``bits`` handling for the quantized layers (mixed into nn.Conv*/nn.Linear)."""
+
+    weight: Tensor
+    bias: Tensor | None
+
+    def _init_quant(self, bits: int, out_channels: int) -> None:
+        self.bits = check_bits("bits", bits)
+        self.quantizer = LSQWeight(out_channels, bits) if bits < 32 else None
+
+    def quantized_weight(self) -> Tensor:
+        """The weight the layer computes with (fake-quantized at ``bits``)."""
+        return self.quantizer(self.weight) if self.quantizer is not None else self.weight
+
+    def _op(self, x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
+        raise NotImplementedError
+
+    def _bias_shape(self, out: Tensor) -> list[int]:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor | Spikes) -> Tensor:
+        w = self.quantized_weight()
+        if not isinstance(x, Spikes):
+            return self._op(x, w, self.bias)
+        d = x.planes.shape[0]
+        out = self._op(x.planes.flatten(0, 1), w, None)
+        out = out.reshape(d, -1, *out.shape[1:]).sum(0) * x.value
+        return out if self.bias is None else out + self.bias.view(self._bias_shape(out))
+
+
+class QConv2d(_Quantized, nn.Conv2d):
+    """nn.Conv2d with LSQ weights at ``bits`` (32 = full precision)."""
+
+    def __init__(self, *args, bits: int = 32, **kwargs) -> None:
+        nn.Conv2d.__init__(self, *args, **kwargs)
+        self._init_quant(bits, self.out_channels)
+
+    def _op(self, x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
+        return self._conv_forward(x, w, bias)
+
+    def _bias_shape(self, out: Tensor) -> list[int]:
+        return [1, -1, 1, 1]
+
+
+class QConv1d(_Quantized, nn.Conv1d):
+    """nn.Conv1d with LSQ weights at ``bits``."""
+
+    def __init__(self, *args, bits: int = 32, **kwargs) -> None:
+        nn.Conv1d.__init__(self, *args, **kwargs)
+        self._init_quant(bits, self.out_channels)
+
+    def _op(self, x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
+        return self._conv_forward(x, w, bias)
+
+    def _bias_shape(self, out: Tensor) -> list[int]:
+        return [1, -1, 1]
+
+
+class QLinear(_Quantized, nn.Linear):
+    """nn.Linear with LSQ weights at ``bits``."""
+
+    def __init__(self, *args, bits: int = 32, **kwargs) -> None:
+        nn.Linear.__init__(self, *args, **kwargs)
+        self._init_quant(bits, self.out_features)
+
+    def _op(self, x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
+        return F.linear(x, w, bias)
+
+    def _bias_shape(self, out: Tensor) -> list[int]:
+        return [-1]
+
+
+QUANTIZED_LAYERS = (QConv2d, QConv1d, QLinear)

@@ -1,0 +1,72 @@
+"""Model registry: ``register_model`` on a factory, ``create_model(name, **overrides)``, ``list_models()``."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from bench.errors import ConfigError
+
+
+@dataclass
+class ModelEntry:
+    """A registered factory with its family and defaults."""
+
+    name: str
+    fn: Callable[..., nn.Module]
+    family: str
+    tiny: bool = False
+    paper: dict = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(family: str, tiny: bool = False, paper: dict | None = None) -> Callable:
+    """Decorator: register a factory under its function name.
+
+    ``paper`` holds published facts used for checks and reference columns (e.g. ``params_m``).
+    """
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if fn.__name__ in _REGISTRY:
+            raise ValueError(f"model {fn.__name__!r} is registered twice")
+        _REGISTRY[fn.__name__] = ModelEntry(fn.__name__, fn, family, tiny, dict(paper or {}))
+        return fn
+
+    return wrap
+
+
+def _load_all() -> None:
+    import bench.models  # noqa: F401  (registers every family)
+
+
+def list_models(pattern: str = "*", family: str | None = None, tiny: bool | None = None) -> list[str]:
+    """Registered model names matching a glob pattern, optionally one family or only tiny variants."""
+    _load_all()
+    return sorted(
+        n
+        for n, e in _REGISTRY.items()
+        if fnmatch.fnmatch(n, pattern)
+        and (family is None or e.family == family)
+        and (tiny is None or e.tiny == tiny)
+    )
+
+
+def model_entry(name: str) -> ModelEntry:
+    """The registry entry of ``name``; an unknown name raises ConfigError listing the closest names."""
+    _load_all()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.4)
+        hint = f"closest registered names: {', '.join(close)}" if close else "see `spikebench models`"
+        raise ConfigError(f"unknown model {name!r}; {hint}")
+    return _REGISTRY[name]
+
+
+def create_model(name: str, **overrides) -> nn.Module:
+    """Build a registered model; keyword overrides replace its defaults (bits, T, attention, ...)."""
+    return model_entry(name).fn(**overrides)
