@@ -1,0 +1,151 @@
+"""timm-backed mobile backbones on the spikebench interface (``bits``, ``out_indices``, ``feature_info``).
+
+The network is timm's own module (``self.net``); the wrapper only swaps every plain ``nn.Conv2d`` and
+``nn.Linear`` for the LSQ-capable ``QConv2d``/``QLinear`` (same parameter names, so timm state dicts load
+unchanged and, at 32 bits, the logits are identical) and checks input sizes.
+"""
+
+from __future__ import annotations
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from bench.errors import ConfigError, check_bits
+from bench.nn.quant import QConv2d, QLinear
+
+
+def _swap(module: nn.Module, bits: int) -> nn.Module:
+    """A QConv2d/QLinear holding the same parameters as a plain nn.Conv2d/nn.Linear."""
+    if type(module) is nn.Conv2d:
+        new = QConv2d(
+            module.in_channels,
+            module.out_channels,
+            module.kernel_size,
+            module.stride,
+            module.padding,
+            module.dilation,
+            module.groups,
+            module.bias is not None,
+            module.padding_mode,
+            bits=bits,
+        )
+    else:
+        new = QLinear(module.in_features, module.out_features, module.bias is not None, bits=bits)
+    new.weight = module.weight
+    new.bias = module.bias
+    return new
+
+
+def quantize_modules(
+    net: nn.Module, bits: int, bits_first: int, bits_head: int, head_names: tuple[str, ...]
+) -> int:
+    """Replace plain Conv2d/Linear layers of ``net`` in place; return how many were replaced.
+
+    The first conv in module order gets ``bits_first``; modules named in ``head_names`` get ``bits_head``.
+    """
+    targets = [(n, m) for n, m in net.named_modules() if type(m) in (nn.Conv2d, nn.Linear)]
+    for i, (name, m) in enumerate(targets):
+        b = bits_first if i == 0 else bits_head if name in head_names else bits
+        parent_name, _, attr = name.rpartition(".")
+        parent = net.get_submodule(parent_name) if parent_name else net
+        setattr(parent, attr, _swap(m, b))
+    return len(targets)
+
+
+class TimmBackbone(nn.Module):
+    """A timm model with the ``bits`` knob and the spikebench feature interface."""
+
+    family = "mobile"
+
+    def __init__(
+        self,
+        timm_name: str,
+        num_classes: int = 1000,
+        bits: int = 32,
+        bits_first: int | None = None,
+        bits_head: int | None = None,
+        out_indices: tuple[int, ...] | None = None,
+        img_size: int | None = None,
+        fixed_size: bool = False,
+        timm_kwargs: dict | None = None,
+    ) -> None:
+        super().__init__()
+        self.timm_name = timm_name
+        self.bits = check_bits("bits", bits)
+        bits_first = check_bits("bits_first", bits if bits_first is None else bits_first)
+        bits_head = check_bits("bits_head", bits if bits_head is None else bits_head)
+        self.img_size = img_size
+        self.fixed_size = fixed_size
+        self.net = timm.create_model(
+            timm_name, pretrained=False, num_classes=num_classes, **(timm_kwargs or {})
+        )
+        self.num_classes = num_classes
+        heads = tuple(
+            n
+            for n, _ in self.net.named_modules()
+            if n.split(".")[0] in ("head", "head_dist", "fc") and n.count(".") <= 1
+        )
+        self.num_quantized = quantize_modules(self.net, bits, bits_first, bits_head, heads)
+        self.feature_info = [
+            dict(num_chs=f["num_chs"], reduction=f["reduction"], module=f["module"])
+            for f in self.net.feature_info
+        ]
+        n = len(self.feature_info)
+        self.out_indices = tuple(range(n)) if out_indices is None else tuple(i % n for i in out_indices)
+        bad = [i for i in (out_indices or ()) if not -n <= i < n]
+        if bad:
+            raise ConfigError(f"out_indices={tuple(out_indices)} is not allowed; allowed values: 0..{n - 1}")
+
+    def check_input(self, x: Tensor) -> None:
+        """One-line error for inputs the network cannot take."""
+        h, w = x.shape[-2:]
+        stride = max(f["reduction"] for f in self.feature_info)
+        if self.fixed_size and self.img_size is not None and (h, w) != (self.img_size, self.img_size):
+            raise ConfigError(
+                f"input {h}x{w} is not allowed for {self.timm_name}: its attention biases are built "
+                f"for img_size={self.img_size}; create the model with img_size={h}"
+            )
+        if h % stride or w % stride:
+            raise ConfigError(
+                f"input {h}x{w} is not allowed for {self.timm_name}; allowed values: "
+                f"height and width divisible by {stride}"
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.check_input(x)
+        return self.net(x)
+
+    def forward_features(self, x: Tensor) -> list[Tensor]:
+        """Feature maps ``[B, C, H, W]`` of the levels in ``out_indices``."""
+        self.check_input(x)
+        return self.net.forward_intermediates(x, indices=list(self.out_indices), intermediates_only=True)
+
+    def reset(self) -> None:
+        """No neuron state (ANN); kept for a uniform interface."""
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+@torch.no_grad()
+def resize_attention_biases(net: nn.Module, resolution: int) -> None:
+    """Rebuild EfficientFormer (v1) attention-bias tables for a ``resolution`` x ``resolution`` token grid,
+    resampling the learned biases bicubically (their default grid is 7 x 7 at 224 px)."""
+    from timm.models.efficientformer import Attention
+
+    for m in net.modules():
+        if not isinstance(m, Attention):
+            continue
+        heads, n_old = m.attention_biases.shape
+        old = int(round(n_old**0.5))
+        grid = m.attention_biases.view(1, heads, old, old)
+        new = F.interpolate(grid, size=(resolution, resolution), mode="bicubic", align_corners=False)
+        m.attention_biases = nn.Parameter(new.reshape(heads, resolution * resolution))
+        pos = torch.stack(
+            torch.meshgrid(torch.arange(resolution), torch.arange(resolution), indexing="ij")
+        ).flatten(1)
+        rel = (pos[..., :, None] - pos[..., None, :]).abs()
+        m.attention_bias_idxs = (rel[0] * resolution + rel[1]).to(m.attention_bias_idxs.device)
+        m.attention_bias_cache = {}
