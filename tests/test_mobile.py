@@ -106,3 +106,42 @@ def test_bad_input_gives_one_line_error(call, msg):
     with pytest.raises(ConfigError) as err:
         call()
     assert msg in str(err.value) and "\n" not in str(err.value)
+
+
+MOBILE_FORMER_PAPER = {
+    "mobile_former_26m": 3.2,
+    "mobile_former_52m": 3.5,
+    "mobile_former_96m": 4.6,
+    "mobile_former_151m": 7.6,
+    "mobile_former_214m": 9.4,
+    "mobile_former_294m": 11.4,
+    "mobile_former_508m": 14.0,
+}
+
+
+@pytest.mark.parametrize("name", sorted(MOBILE_FORMER_PAPER))
+def test_mobile_former_params_forward_backward_and_features(name):
+    m = bench.create_model(name)
+    params = m.num_params() / 1e6
+    paper = MOBILE_FORMER_PAPER[name]
+    print(f"{name}: {params:.3f} M (paper {paper} M, {100 * (params / paper - 1):+.2f} %)")
+    assert abs(params / paper - 1) < 0.02
+    x = torch.randn(2, 3, 224, 224)
+    y = m(x)
+    y.logsumexp(1).mean().backward()
+    assert y.shape == (2, 1000) and m.tokens.weight.grad.abs().sum() > 0
+    feats = m.forward_features(x)
+    assert [f["reduction"] for f in m.feature_info] == [4, 8, 16, 32]
+    for f, info in zip(feats, m.feature_info, strict=True):
+        assert f.shape == (2, info["num_chs"], 224 // info["reduction"], 224 // info["reduction"])
+
+
+def test_mobile_former_bits_and_bad_input():
+    m = bench.create_model("mobile_former_tiny", bits=3)
+    layers = [x for x in m.modules() if isinstance(x, QUANTIZED_LAYERS)]
+    assert len(layers) == m.num_quantized > 20
+    for layer in layers:
+        w = layer.quantized_weight()
+        assert max(w[o].unique().numel() for o in range(w.shape[0])) <= 8
+    with pytest.raises(ConfigError, match="divisible by 32"):
+        m(torch.randn(1, 3, 70, 70))

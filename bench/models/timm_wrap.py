@@ -13,45 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.errors import ConfigError, check_bits
-from bench.nn.quant import QConv2d, QLinear
-
-
-def _swap(module: nn.Module, bits: int) -> nn.Module:
-    """A QConv2d/QLinear holding the same parameters as a plain nn.Conv2d/nn.Linear."""
-    if type(module) is nn.Conv2d:
-        new = QConv2d(
-            module.in_channels,
-            module.out_channels,
-            module.kernel_size,
-            module.stride,
-            module.padding,
-            module.dilation,
-            module.groups,
-            module.bias is not None,
-            module.padding_mode,
-            bits=bits,
-        )
-    else:
-        new = QLinear(module.in_features, module.out_features, module.bias is not None, bits=bits)
-    new.weight = module.weight
-    new.bias = module.bias
-    return new
-
-
-def quantize_modules(
-    net: nn.Module, bits: int, bits_first: int, bits_head: int, head_names: tuple[str, ...]
-) -> int:
-    """Replace plain Conv2d/Linear layers of ``net`` in place; return how many were replaced.
-
-    The first conv in module order gets ``bits_first``; modules named in ``head_names`` get ``bits_head``.
-    """
-    targets = [(n, m) for n, m in net.named_modules() if type(m) in (nn.Conv2d, nn.Linear)]
-    for i, (name, m) in enumerate(targets):
-        b = bits_first if i == 0 else bits_head if name in head_names else bits
-        parent_name, _, attr = name.rpartition(".")
-        parent = net.get_submodule(parent_name) if parent_name else net
-        setattr(parent, attr, _swap(m, b))
-    return len(targets)
+from bench.nn.quant import quantize_modules
 
 
 class TimmBackbone(nn.Module):
