@@ -23,8 +23,14 @@ class SpikebenchBackbone(BaseModule):
         model_name: str,
         out_indices: tuple[int, ...] | None = None,
         init_cfg: dict | None = None,
+        pretrained: str | None = None,
         **overrides,
     ) -> None:
+        if pretrained is not None:
+            raise ValueError(
+                f"pretrained={pretrained!r} is not supported (nothing is downloaded); "
+                "use init_cfg=dict(type='Pretrained', checkpoint=<local file>)"
+            )
         super().__init__(init_cfg)
         self.model = create_model(model_name, num_classes=0, out_indices=out_indices, **overrides)
         info = [self.model.feature_info[i] for i in self.model.out_indices]

@@ -160,3 +160,9 @@ def test_unknown_model_lists_closest_names():
         bench.create_model("sdt_8_38")
     text = str(err.value)
     assert "unknown model 'sdt_8_38'" in text and "sdt_8_384" in text and "\n" not in text
+
+
+def test_unknown_option_is_a_one_line_error():
+    with pytest.raises(ConfigError) as err:
+        bench.create_model("sdt_tiny", pretrained=True)
+    assert "unknown option 'pretrained'; allowed options: T, bits" in str(err.value)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import Tensor, nn
 
-from bench.errors import check_bits, check_choice, check_positive_int
+from bench.errors import ConfigError, check_bits, check_choice, check_positive_int
 from bench.nn.attention import ATTENTIONS
 from bench.nn.neurons import NEURONS, BaseNeuron, as_tensor, build_neuron, reset_neurons, set_spike_driven
 from bench.nn.quant import QLinear
@@ -40,6 +40,17 @@ class SpikeOptions:
 
     def make_neuron(self, role: str = "default") -> BaseNeuron:
         return build_neuron(self.neuron, self.levels, role)
+
+    @classmethod
+    def from_kwargs(cls, options: dict) -> SpikeOptions:
+        """Options from keyword arguments; an unknown key is a one-line ConfigError."""
+        allowed = [f.name for f in fields(cls)]
+        unknown = sorted(set(options) - set(allowed))
+        if unknown:
+            raise ConfigError(
+                f"unknown option {unknown[0]!r}; allowed options: {', '.join(allowed)}, out_indices"
+            )
+        return cls(**options)
 
 
 class SpikingBackbone(nn.Module):

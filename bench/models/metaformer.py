@@ -100,7 +100,7 @@ class SpikingMetaFormer(SpikingBackbone):
         **options,
     ) -> None:
         options.setdefault("attention", "q-sdsa")
-        opts = SpikeOptions(**options)
+        opts = SpikeOptions.from_kwargs(options)
         super().__init__(opts, num_classes, out_indices)
         c0, c1, c2, c3 = dims
         sc = opts.shortcut

@@ -95,7 +95,7 @@ class SpikeDrivenTransformer(SpikingBackbone):
         **options,
     ) -> None:
         options.setdefault("attention", "sdsa")
-        opts = SpikeOptions(**options)
+        opts = SpikeOptions.from_kwargs(options)
         super().__init__(opts, num_classes, out_indices if out_indices is not None else (depth - 1,))
         if len(pooling) != 4 or set(pooling) - {"0", "1"}:
             raise ValueError(f"pooling={pooling!r} is not allowed; allowed values: 4 characters of 0/1")

@@ -3,6 +3,7 @@ _base_ = ["mmseg::sem_fpn/fpn_r50_4xb4-160k_ade20k-512x512.py"]
 
 norm_cfg = dict(type="BN", requires_grad=True)
 model = dict(
+    pretrained=None,
     data_preprocessor=dict(size=(64, 64)),
     backbone=dict(
         _delete_=True, type="SpikebenchBackbone", model_name="qsd_tiny", out_indices=(0, 1, 2, 3), T=1
