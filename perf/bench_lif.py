@@ -1,4 +1,4 @@
-"""Our fused multi-step LIF against spikingjelly 2.x's multi-step LIFNode (torch backend), same shapes.
+"""Our fused multi-step LIF against spikingjelly 2.x's multi-step LIFNode (its torch code path), same shapes.
 
 Forward + backward on [T, B, C, H, W] = [4, 32, 384, 14, 14] (an SDT-8-384 block tensor), interleaved
 after warm-up; goal: ours >= 1.0x as fast. Run: .venv/bin/python perf/bench_lif.py
@@ -23,7 +23,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     x = torch.randn(*args.shape) * 1.5
-    ours, theirs = LIF(), sj.LIFNode(tau=2.0, detach_reset=True, step_mode="m", backend="torch")
+    ours, theirs = LIF(), sj.LIFNode(tau=2.0, detach_reset=True, step_mode="m")
 
     def step(neuron):
         def run():

@@ -1,7 +1,7 @@
 """Multi-step spiking neurons split into charge, fire and reset (after spikingjelly's BaseNode).
 
 Tensors are time-major, ``[T, B, ...]``. A neuron keeps its last membrane potential in ``self.v`` until
-``reset()``; spiking backbones reset all neurons at the start of every forward.
+``reset()`` (or an input step of another shape); spiking backbones reset all neurons at every forward.
 
 - ``LIF``: spikingjelly ``LIFNode`` defaults (tau 2, V_th 1, hard reset to 0, decay_input, sigmoid
   surrogate with alpha 4, ``detach_reset``). SDT v1/v2 use ``MultiStepLIFNode(tau=2.0, detach_reset=True)``.
@@ -149,8 +149,14 @@ class BaseNeuron(nn.Module):
     def reset_membrane(self, h: Tensor, s: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def initial_state(self, x: Tensor) -> Tensor:
+        """The kept membrane potential, or zeros (no state yet, or a step of another shape)."""
+        if self.v is not None and self.v.shape == x.shape[1:]:
+            return self.v
+        return torch.zeros_like(x[0])
+
     def forward(self, x: Tensor) -> Tensor:
-        v = self.v if self.v is not None else torch.zeros_like(x[0])
+        v = self.initial_state(x)
         out = []
         for t in range(x.shape[0]):
             h = self.charge(v, x[t])
@@ -218,7 +224,7 @@ class LIF(BaseNeuron):
         return h * (1.0 - s)
 
     def forward(self, x: Tensor) -> Tensor:
-        v0 = self.v if self.v is not None else torch.zeros_like(x[0])
+        v0 = self.initial_state(x)
         s, v = _LIFMultiStep.apply(x, v0, self.tau, self.v_threshold, self.alpha, self.detach_reset)
         self.v = v.detach()
         return s
