@@ -60,6 +60,73 @@ def _models(args: argparse.Namespace) -> int:
     return 0 if not args.forward or table["finite"].all() else 1
 
 
+TABLE_COLUMNS = [
+    "model",
+    "family",
+    "params_M",
+    "bits_w",
+    "T",
+    "size_MB",
+    "size_MB_paper",
+    "MACs_G",
+    "SOPs_G",
+    "fr_mean",
+    "energy_mJ",
+    "latency_ms",
+    "img_per_s",
+]
+
+
+def _profile(args: argparse.Namespace) -> int:
+    import json
+
+    import pandas as pd
+    from tqdm import tqdm
+
+    from bench.images import generated_images
+    from bench.io import write_json_atomic, write_text_atomic
+    from bench.measure.profile import profile_model
+    from bench.registry import create_model, list_models, model_entry
+
+    if args.models:
+        names = sorted({n for pat in args.models for n in (list_models(pat) or [model_entry(pat).name])})
+    else:
+        names = list_models(tiny={"tiny": True, "paper": False, "all": None}[args.size])
+    if args.batches < 1 or args.batch_size < 1:
+        raise ConfigError("--batches and --batch-size must be >= 1 (the dataset would be empty)")
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    bar = tqdm(names, desc="profile", unit="model", file=sys.stderr)
+    for name in bar:
+        bar.set_postfix_str(name)
+        record_path = out / "records" / f"{name}.json"
+        if args.skip_existing and record_path.exists():
+            continue
+        entry = model_entry(name)
+        model = create_model(name)
+        size = args.img_size or entry.paper.get("img_size", 224)
+        data = [generated_images(args.batch_size, size, seed=i) for i in range(args.batches)]
+        rec = profile_model(
+            model,
+            data,
+            energy_preset=args.energy,
+            first_layer_T=args.first_layer_T,
+            latency_repeats=args.latency_repeats,
+        )
+        layers = rec.pop("layers")
+        rec = dict(model=name, family=entry.family, data=f"generated {args.batches}x{args.batch_size}", **rec)
+        write_text_atomic(out / "layers" / f"{name}.csv", pd.DataFrame(layers).to_csv(index=False))
+        write_json_atomic(record_path, rec)
+    records = [json.loads(p.read_text()) for p in sorted((out / "records").glob("*.json"))]
+    table = pd.DataFrame(records)[TABLE_COLUMNS]
+    write_text_atomic(out / "efficiency.csv", table.to_csv(index=False))
+    md = table.to_markdown(index=False, floatfmt=".4g")
+    write_text_atomic(out / "efficiency.md", md + "\n")
+    print(md)
+    print(f"wrote {out}/efficiency.csv, efficiency.md, records/, layers/", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     p = argparse.ArgumentParser(prog="spikebench", description=__doc__)
@@ -75,6 +142,24 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     m.add_argument("--out", default=None, help="also write the table as CSV here")
     m.set_defaults(func=_models)
+
+    pr = sub.add_parser(
+        "profile", help="efficiency table: params, size, MACs, firing rates, SOPs, energy, latency"
+    )
+    pr.add_argument(
+        "--models", nargs="*", default=None, help="names or glob patterns (default: all at --size)"
+    )
+    pr.add_argument("--size", choices=("tiny", "paper", "all"), default="tiny", help="default model set")
+    pr.add_argument("--img-size", type=int, default=None, help="input size (default: each model's own)")
+    pr.add_argument("--batches", type=int, default=2, help="generated batches for firing rates")
+    pr.add_argument("--batch-size", type=int, default=2)
+    pr.add_argument("--energy", default="fp32_45nm", help="cost preset: fp32_45nm, fp16_45nm, int8_45nm")
+    pr.add_argument("--first-layer-T", action="store_true", help="charge the pixel layer T times, not once")
+    pr.add_argument("--latency-repeats", type=int, default=5)
+    pr.add_argument("--threads", type=int, default=2)
+    pr.add_argument("--skip-existing", action="store_true", help="keep models that already have a record")
+    pr.add_argument("--out", default="results/profile", help="output folder")
+    pr.set_defaults(func=_profile)
     return p
 
 

@@ -114,14 +114,14 @@ class SpikingBackbone(nn.Module):
         self.reset()
         return self.forward_head(self.forward_stages(x)[-1])
 
-    def spike_driven_(self, enabled: bool = True) -> SpikingBackbone:
-        """Switch to spike-driven inference (eval mode, re-parameterised convs fused, IE-LIF as binary
-        spikes over D virtual steps) or back."""
+    def spike_driven_(self, enabled: bool = True, fuse: bool = True) -> SpikingBackbone:
+        """Switch to spike-driven inference (eval mode, IE-LIF as binary spikes over D virtual steps and,
+        with ``fuse``, re-parameterised convs folded so spikes feed them) or back to the trainable network."""
         if enabled:
             self.eval()
         for m in list(self.modules()):
             if hasattr(m, "fuse") and callable(m.fuse):
-                m.fuse() if enabled else m.unfuse()
+                m.fuse() if enabled and fuse else m.unfuse()
         set_spike_driven(self, enabled)
         return self
 

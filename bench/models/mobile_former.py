@@ -359,7 +359,7 @@ class MobileFormer(nn.Module):
 
     def _run(self, x: Tensor, collect: bool) -> tuple[Tensor, Tensor, list[Tensor]]:
         self.check_input(x)
-        tokens = self.tokens.weight[:, None].expand(-1, x.shape[0], -1)
+        tokens = self.tokens.weight.unsqueeze(1).repeat(1, x.shape[0], 1)
         x = self.stem(x)
         feats = []
         for i, blk in enumerate(self.blocks):

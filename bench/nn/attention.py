@@ -26,6 +26,20 @@ ATTENTIONS = ("sdsa", "q-sdsa", "sdsa-3", "ssa", "softmax")
 PROJECTIONS = ("conv", "repconv")
 
 
+class MatMul(nn.Module):
+    """``a @ b`` as a module, so that measurement hooks see both operands (spike carriers stay visible)."""
+
+    def forward(self, a: Tensor | Spikes, b: Tensor | Spikes) -> Tensor:
+        return as_tensor(a) @ as_tensor(b)
+
+
+class MaskSum(nn.Module):
+    """``sum over tokens of a * b`` (SDSA's Hadamard mask and column sum) as a module for measurement."""
+
+    def forward(self, a: Tensor | Spikes, b: Tensor | Spikes) -> Tensor:
+        return (as_tensor(a) * as_tensor(b)).sum(-2, keepdim=True)
+
+
 def _to_heads(x: Tensor, heads: int) -> Tensor:
     t, b, c, h, w = x.shape
     return x.flatten(3).transpose(-1, -2).reshape(t, b, h * w, heads, c // heads).permute(0, 1, 3, 2, 4)
@@ -88,6 +102,10 @@ class SpikingAttention(nn.Module):
         self.v_neuron = build_neuron(neuron, levels) if spiking else None
         self.attn_neuron = build_neuron(neuron, levels, role="attention") if spiking else None
         self.out = _Projection(dim, proj, bits, bias=proj == "conv")
+        if self.kind == "sdsa":
+            self.mask_sum = MaskSum()
+        else:
+            self.matmul1, self.matmul2 = MatMul(), MatMul()
 
     def qkv(self, s: Tensor | Spikes) -> tuple[Tensor | Spikes, ...]:
         """Q, K, V before splitting into heads (spikes, or real values for ``softmax``)."""
@@ -106,15 +124,13 @@ class SpikingAttention(nn.Module):
         q, k, v = (spike_map(lambda x: _to_heads(x, self.heads), z) for z in self.qkv(s))
         if self.kind == "sdsa":
             # AND of binary K and V planes then a column sum: accumulating counts is the same sum.
-            kv = (as_tensor(k) * as_tensor(v)).sum(-2, keepdim=True)
-            y = spike_mul(q, self.attn_neuron(kv))
+            y = spike_mul(q, self.attn_neuron(self.mask_sum(k, v)))
         elif self.kind == "q-sdsa":
-            q, k, v = as_tensor(q), as_tensor(k), as_tensor(v)
-            y = self.attn_neuron((q @ (k.transpose(-2, -1) @ v)) * self.scale)
+            y = self.attn_neuron(self.matmul2(q, self.matmul1(k.transpose(-2, -1), v)) * self.scale)
         elif self.kind == "ssa":
-            q, k, v = as_tensor(q), as_tensor(k), as_tensor(v)
-            y = self.attn_neuron(((q @ k.transpose(-2, -1)) @ v) * self.scale)
+            y = self.attn_neuron(self.matmul2(self.matmul1(q, k.transpose(-2, -1)), v) * self.scale)
         else:
-            y = torch.softmax((q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5, dim=-1) @ v
+            attn = torch.softmax(self.matmul1(q, k.transpose(-2, -1)) * q.shape[-1] ** -0.5, dim=-1)
+            y = self.matmul2(attn, v)
         y = spike_map(lambda z: _from_heads(z, c, h, w), y)
         return self.out(y)

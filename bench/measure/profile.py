@@ -1,0 +1,115 @@
+"""One efficiency record per model: parameters, size, MACs, firing rates, SOPs, energy, latency."""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+
+from bench.errors import ConfigError, check_choice
+from bench.measure.energy import ENERGY_PRESETS, energy_mj
+from bench.measure.firing import FiringRateMonitor
+from bench.measure.latency import measure_latency
+from bench.measure.ops import SynapticOps, count_macs
+from bench.measure.size import model_size, param_summary
+
+CONVENTIONS = {
+    "macs": "operator-level MACs per image = FlopCounterMode FLOPs / 2 (conv, linear, attention matmuls; "
+    "BN, activations and additions not counted), one forward incl. all T steps",
+    "sops": "SOPs = mean input spike count x MACs of each layer fed by spikes (fr x T x MACs per step); "
+    "matmuls of spike tensors: exact number of accumulations",
+    "multi_bit_spikes": "an IE-LIF level k counts as k binary spikes over D virtual steps (rates can be > 1)",
+    "firing_rate": "mean spike count per element, per step, over all measured samples; neuron state reset "
+    "at every forward",
+    "energy": "E = E_MAC x MAC ops (layers fed by real values) + E_AC x SOPs; ANNs: E_MAC x MACs",
+    "size_true": "low-bit weights at bits/8 bytes + other parameters (fp32 steps, BN, biases): 4 bytes",
+    "size_paper": "QSD convention: (parameters without step sizes) x bits_w / 32, in millions",
+}
+
+
+def _images(batch: object) -> Tensor:
+    x = batch[0] if isinstance(batch, (tuple, list)) else batch
+    if not isinstance(x, Tensor) or x.dim() != 4:
+        raise ConfigError(
+            f"dataset items must be image tensors [B, C, H, W] or (images, labels); got {type(x)}"
+        )
+    return x
+
+
+@torch.no_grad()
+def profile_model(
+    model: nn.Module,
+    data: Iterable,
+    *,
+    energy_preset: str = "fp32_45nm",
+    first_layer_T: bool = False,
+    latency_batch: int = 1,
+    latency_repeats: int = 5,
+) -> dict:
+    """Measure ``model`` over the batches of ``data`` (image tensors or (images, labels) pairs)."""
+    check_choice("energy preset", energy_preset, ENERGY_PRESETS)
+    model.eval()
+    spiking = hasattr(model, "spike_driven_")
+    firing = FiringRateMonitor(model)
+    ops = SynapticOps(model, first_layer_T=first_layer_T)
+    first = None
+    if spiking:
+        model.spike_driven_(True, fuse=False)  # IE-LIF levels as countable spikes; official (unfused) layers
+    try:
+        with firing, ops:
+            for batch in data:
+                x = _images(batch)
+                first = x if first is None else first
+                model(x)
+                ops.images += x.shape[0]
+    finally:
+        if spiking:
+            model.spike_driven_(False)
+    if first is None:
+        raise ConfigError("the dataset is empty: no batch to measure firing rates and operations on")
+    macs, macs_by_module, macs_by_op = count_macs(model, first[:1])
+    totals = ops.totals()
+    params = param_summary(model)
+    size = model_size(model)
+    if firing.applicable:
+        energy = energy_mj(totals["mac_ops"], totals["sops"], energy_preset)
+    else:
+        energy = energy_mj(macs, 0.0, energy_preset)
+    latency = measure_latency(model, first[:latency_batch].contiguous(), repeats=latency_repeats)
+    e_mac, e_ac = ENERGY_PRESETS[energy_preset]
+    return dict(
+        params_M=params["total"] / 1e6,
+        params_quantized_M=params["quantized"] / 1e6,
+        params_fp_M=(params["full_precision"] + params["scales"]) / 1e6,
+        bits_w=size["bits_w"],
+        T=getattr(model, "T", None),
+        size_MB=size["true_mb"],
+        size_MB_paper=size["paper_mb"],
+        MACs_G=macs / 1e9,
+        MAC_ops_G=(totals["mac_ops"] if firing.applicable else macs) / 1e9,
+        SOPs_G=totals["sops"] / 1e9 if firing.applicable else None,
+        fr_mean=firing.mean_rate(),
+        energy_mJ=energy,
+        energy_ann_mJ=energy_mj(macs, 0.0, energy_preset),
+        img_size=list(first.shape[-2:]),
+        images=ops.images,
+        **latency,
+        conventions=dict(
+            CONVENTIONS,
+            energy_preset=energy_preset,
+            e_mac_pj=e_mac,
+            e_ac_pj=e_ac,
+            first_layer=("MAC, charged T times" if first_layer_T else "MAC, charged once"),
+            resolution=f"{first.shape[-2]}x{first.shape[-1]}",
+            bn_fused=False,
+        ),
+        environment=dict(
+            torch=torch.__version__, python=platform.python_version(), machine=platform.machine()
+        ),
+        layers=ops.table(),
+        firing_rates=firing.table() if firing.applicable else "not applicable (no spiking neurons)",
+        macs_by_module=macs_by_module,
+        macs_by_op=macs_by_op,
+    )
