@@ -194,3 +194,35 @@ def test_profile_cli_writes_records_table_and_layers(tmp_path):
     assert table[0].startswith("model,family,params_M,bits_w,T,size_MB,size_MB_paper,MACs_G,SOPs_G,fr_mean")
     assert len(table) == 3 and (out / "layers" / "sdt_tiny.csv").exists()
     assert main(["profile", "--models", "nope_model", "--out", str(out)]) == 2
+
+
+def test_profile_completes_on_paper_size_models_at_224(tmp_path):
+    from bench.cli import main
+
+    names = ["sdt_8_384", "qsd_15m", "mobilevit_s", "efficientformer_l1", "mobile_former_294m"]
+    out = tmp_path / "paper"
+    assert (
+        main(
+            [
+                "profile",
+                "--models",
+                *names,
+                "--img-size",
+                "224",
+                "--batches",
+                "1",
+                "--batch-size",
+                "1",
+                "--latency-repeats",
+                "1",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    recs = {n: json.loads((out / "records" / f"{n}.json").read_text()) for n in names}
+    assert recs["efficientformer_l1"]["MACs_G"] == pytest.approx(1.30, rel=0.02)  # mmpretrain: 1.30 G
+    assert recs["mobile_former_294m"]["MACs_G"] == pytest.approx(0.294, rel=0.05)  # paper: 294 M MAdds
+    assert recs["qsd_15m"]["bits_w"] == 4 and recs["qsd_15m"]["SOPs_G"] > 0
+    assert all(r["img_size"] == [224, 224] and r["latency_ms"] > 0 for r in recs.values())

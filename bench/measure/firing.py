@@ -9,7 +9,7 @@ neuron state at every forward, so batches do not leak into each other.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -26,11 +26,23 @@ def neuron_counts(neuron: BaseNeuron, out: Tensor | Spikes) -> Tensor:
     return out
 
 
+def _per_step(neuron: BaseNeuron, out: Tensor | Spikes) -> tuple[Tensor, Tensor, int]:
+    """Per-step spike counts and non-zero counts ``[T]``, and elements per step."""
+    if isinstance(out, Spikes):
+        planes = out.planes.flatten(2)  # [D, T, N]; spikes are front-loaded, so plane 0 marks k > 0
+        return planes.sum((0, 2)), planes[0].sum(1), planes.shape[2]
+    flat = out.flatten(1)
+    if isinstance(neuron, IELIF):
+        return flat.sum(1) / neuron.spike_value, torch.count_nonzero(flat, dim=1), flat.shape[1]
+    counts = flat.sum(1)  # binary: the non-zero count is the spike count
+    return counts, counts, flat.shape[1]
+
+
 @dataclass
 class _Rate:
-    count: list[float] = field(default_factory=list)
-    nonzero: list[float] = field(default_factory=list)
-    elems: list[float] = field(default_factory=list)
+    count: Tensor | None = None
+    nonzero: Tensor | None = None
+    elems: int = 0
 
 
 class FiringRateMonitor:
@@ -61,18 +73,14 @@ class FiringRateMonitor:
     def _hook(self, name: str):
         @torch.no_grad()
         def hook(module: BaseNeuron, inputs: tuple, out: Tensor | Spikes) -> None:
-            c = neuron_counts(module, out).float()
+            counts, nonzero, elems = _per_step(module, out)
             r = self.rates[name]
-            steps = c.shape[0]
-            while len(r.count) < steps:
-                r.count.append(0.0)
-                r.nonzero.append(0.0)
-                r.elems.append(0.0)
-            flat = c.reshape(steps, -1)
-            for t in range(steps):
-                r.count[t] += float(flat[t].sum())
-                r.nonzero[t] += float((flat[t] > 0).sum())
-                r.elems[t] += flat.shape[1]
+            if r.count is None or r.count.shape != counts.shape:
+                r.count, r.nonzero, r.elems = counts.double(), nonzero.double(), elems
+            else:
+                r.count += counts
+                r.nonzero += nonzero
+                r.elems += elems
 
         return hook
 
@@ -82,22 +90,23 @@ class FiringRateMonitor:
         for name, r in self.rates.items():
             if not r.elems:
                 continue
-            per_t = [c / e for c, e in zip(r.count, r.elems, strict=True)]
-            nz = [z / e for z, e in zip(r.nonzero, r.elems, strict=True)]
+            per_t = (r.count / r.elems).tolist()
+            nz = (r.nonzero / r.elems).tolist()
             rows.append(
                 dict(
                     neuron=name,
                     fr=sum(per_t) / len(per_t),
                     nonzero=sum(nz) / len(nz),
                     fr_per_t=per_t,
-                    elements=r.elems[0],
+                    elements=r.elems,
                 )
             )
         return rows
 
     def mean_rate(self) -> float | None:
         """All spikes over all neuron-steps (None when not applicable)."""
-        total = sum(sum(r.elems) for r in self.rates.values())
+        used = [r for r in self.rates.values() if r.elems]
+        total = sum(r.elems * len(r.count) for r in used)
         if not self.applicable or total == 0:
             return None
-        return sum(sum(r.count) for r in self.rates.values()) / total
+        return float(sum(r.count.sum() for r in used)) / total

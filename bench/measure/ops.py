@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from bench.nn.attention import MaskSum, MatMul
-from bench.nn.neurons import Spikes
+from bench.nn.neurons import IELIF, BaseNeuron, Spikes
 
 
 @torch.no_grad()
@@ -40,9 +40,21 @@ def spike_counts(x: Tensor | Spikes) -> Tensor | None:
     """Integer spike counts of a spike input (binary tensor or ``Spikes``), or None for real values."""
     if isinstance(x, Spikes):
         return x.planes.sum(0)
-    if x.numel() and bool(((x == 0) | (x == 1)).all()):
-        return x
-    return None
+    return x if spike_total(x) is not None else None
+
+
+def spike_total(x: Tensor | Spikes) -> tuple[float, int] | None:
+    """(total spike count, elements) of a spike input, or None for real values; a few fused passes."""
+    if isinstance(x, Spikes):
+        return float(x.planes.sum()), x.planes[0].numel()
+    if not x.numel():
+        return None
+    lo, hi = torch.aminmax(x)
+    if lo < 0 or hi > 1:
+        return None
+    total = float(x.sum())
+    # values in [0, 1] are all 0 or 1 exactly when rounding the non-zeros up to 1 leaves the sum unchanged
+    return (total, x.numel()) if total == float(x.ceil().sum()) else None
 
 
 def layer_macs(module: nn.Module, inputs: tuple, out: Tensor) -> float:
@@ -111,12 +123,29 @@ class SynapticOps:
         self._handles: list = []
         self._order: list[str] = []
         self._input_ptr: int | None = None
+        self._neuron_out: dict[tuple[int, int], tuple[float, int]] = {}
 
     def _capture_input(self, module: nn.Module, args: tuple) -> None:
         self._input_ptr = args[0].data_ptr() if args and isinstance(args[0], Tensor) else None
+        self._neuron_out.clear()
+
+    def _remember_spikes(self, module: nn.Module, inputs: tuple, out: Tensor | Spikes) -> None:
+        """Binary neuron outputs: remember their spike total so the layers they feed skip the value check."""
+        if isinstance(out, Tensor) and not isinstance(module, IELIF):
+            self._neuron_out[(out.data_ptr(), out.numel())] = (float(out.sum()), out.numel())
+
+    def _spikes_in(self, x: Tensor | Spikes) -> tuple[float, int] | None:
+        if isinstance(x, Tensor):
+            known = self._neuron_out.get((x.data_ptr(), x.numel()))
+            if known is not None:
+                return known
+        return spike_total(x)
 
     def __enter__(self) -> SynapticOps:
         self._handles.append(self.model.register_forward_pre_hook(self._capture_input))
+        for m in self.model.modules():
+            if isinstance(m, BaseNeuron):
+                self._handles.append(m.register_forward_hook(self._remember_spikes))
         for name, m in self.model.named_modules():
             if isinstance(m, self.LAYERS):
                 self.layers[name] = LayerOps(name, type(m).__name__)
@@ -149,14 +178,14 @@ class SynapticOps:
                     rec.spike_elems += c.numel()
                     rec.spike_count += float(c.sum())
                 return
-            counts = None if rec.first else spike_counts(x)  # the first layer sees pixels: MACs
-            if counts is None:
+            spikes = None if rec.first else self._spikes_in(x)  # the first layer sees pixels: MACs
+            if spikes is None:
                 rec.mac_ops += macs * (self.T if rec.first and self.first_layer_T else 1)
             else:
-                rate = float(counts.float().mean())
-                rec.sops += rate * macs
-                rec.spike_elems += counts.numel()
-                rec.spike_count += float(counts.sum())
+                total, elems = spikes
+                rec.sops += total / elems * macs
+                rec.spike_elems += elems
+                rec.spike_count += total
 
         return hook
 

@@ -1,0 +1,50 @@
+"""Forward with measurement hooks (firing rates + synaptic ops) over a plain forward, same model and input.
+
+Goal: <= 1.10x. Both run in spike-driven, unfused mode (the mode ``profile`` measures in).
+Run: .venv/bin/python perf/bench_measure.py
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from _timing import interleaved_medians
+
+import bench
+from bench.images import generated_images
+from bench.measure.firing import FiringRateMonitor
+from bench.measure.ops import SynapticOps
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--models", nargs="+", default=["sdt_8_384", "qsd_15m"])
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=5)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"hooked / plain forward time (224 px, batch {args.batch}, CPU x{args.threads}):")
+    for name in args.models:
+        model = bench.create_model(name).spike_driven_(True, fuse=False)
+        x = generated_images(args.batch, 224)
+
+        def plain(model=model, x=x):
+            with torch.no_grad():
+                model(x)
+
+        def hooked(model=model, x=x):
+            with torch.no_grad(), FiringRateMonitor(model), SynapticOps(model):
+                model(x)
+
+        med = interleaved_medians({"plain": plain, "hooked": hooked}, repeats=args.repeats, warmup=1)
+        ratio = med["hooked"] / med["plain"]
+        print(
+            f"  {name:12s} plain {med['plain'] * 1e3:8.1f} ms  hooked {med['hooked'] * 1e3:8.1f} ms  "
+            f"ratio {ratio:.3f}x (goal <= 1.10x: {'met' if ratio <= 1.10 else 'NOT met'})"
+        )
+
+
+if __name__ == "__main__":
+    main()
