@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import torch
@@ -127,6 +128,21 @@ def _profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_make(args: argparse.Namespace) -> int:
+    from bench.data.generate import write_cifar, write_imagenet_folder
+
+    if args.format == "imagenet":
+        root = write_imagenet_folder(
+            args.out, args.classes, args.per_class, args.eval_per_class, args.size, args.seed
+        )
+    else:
+        root = write_cifar(
+            args.out, 10 if args.format == "cifar10" else 100, args.per_class, args.eval_per_class, args.seed
+        )
+    print(f"wrote {args.format} dataset to {root}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     p = argparse.ArgumentParser(prog="spikebench", description=__doc__)
@@ -160,6 +176,21 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--skip-existing", action="store_true", help="keep models that already have a record")
     pr.add_argument("--out", default="results/profile", help="output folder")
     pr.set_defaults(func=_profile)
+
+    d = sub.add_parser("data", help="datasets in real formats")
+    dsub = d.add_subparsers(dest="data_command", required=True)
+    mk = dsub.add_parser("make", help="write a small learnable dataset in a real on-disk format")
+    mk.add_argument("format", choices=("imagenet", "cifar10", "cifar100"))
+    mk.add_argument("--out", required=True, help="folder to write")
+    mk.add_argument("--classes", type=int, default=10, help="imagenet format only")
+    mk.add_argument("--per-class", type=int, default=50, help="training images per class")
+    mk.add_argument("--eval-per-class", type=int, default=10, help="evaluation images per class")
+    mk.add_argument("--size", type=int, default=32, help="image size (imagenet format; CIFAR is 32)")
+    mk.add_argument("--seed", type=int, default=0)
+    mk.set_defaults(func=_data_make)
+
+    for ep in entry_points(group="spikebench.commands"):  # task and ablation commands (tasks/, ablations/)
+        ep.load()(sub)
     return p
 
 

@@ -12,6 +12,10 @@ class ConfigError(ValueError):
     """A bad option value; the message is one line naming the field and the allowed values."""
 
 
+class DataError(ConfigError):
+    """A dataset problem; the message is one line naming the path or field."""
+
+
 def check_choice(field: str, value: object, allowed: Iterable[object]) -> object:
     """Return ``value`` if it is one of ``allowed``, else raise a one-line ConfigError."""
     allowed = tuple(allowed)

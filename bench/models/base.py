@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from bench.errors import ConfigError, check_bits, check_choice, check_positive_int
 from bench.nn.attention import ATTENTIONS
-from bench.nn.neurons import NEURONS, BaseNeuron, as_tensor, build_neuron, reset_neurons, set_spike_driven
+from bench.nn.neurons import NEURONS, as_tensor, build_neuron, reset_neurons, set_spike_driven
 from bench.nn.quant import QLinear
 from bench.nn.shortcut import SHORTCUTS
 
@@ -38,7 +38,7 @@ class SpikeOptions:
         check_choice("neuron", self.neuron, NEURONS)
         check_positive_int("levels (D)", self.levels)
 
-    def make_neuron(self, role: str = "default") -> BaseNeuron:
+    def make_neuron(self, role: str = "default") -> nn.Module:
         return build_neuron(self.neuron, self.levels, role)
 
     @classmethod
@@ -113,6 +113,12 @@ class SpikingBackbone(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         self.reset()
         return self.forward_head(self.forward_stages(x)[-1])
+
+    def forward_with_features(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Logits and the pooled pre-head feature ``[B, C]`` (token and time mean of the last state)."""
+        self.reset()
+        state = self.forward_stages(x)[-1]
+        return self.forward_head(state), as_tensor(state).flatten(3).mean(3).mean(0)
 
     def spike_driven_(self, enabled: bool = True, fuse: bool = True) -> SpikingBackbone:
         """Switch to spike-driven inference (eval mode, IE-LIF as binary spikes over D virtual steps and,

@@ -373,12 +373,16 @@ class MobileFormer(nn.Module):
         feats = self._run(x, collect=True)[2]
         return [feats[i] for i in self.out_indices]
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward_with_features(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Logits and the merged (pixels + first token) pre-logits feature ``[B, num_features]``."""
         x, tokens, _ = self._run(x, collect=False)
         tokens = self.final_mobile2former(x, tokens)
         z = F.hardswish(F.adaptive_avg_pool2d(self.head_conv(channel_shuffle(x, self.groups)), 1).flatten(1))
         z = self.head_fc(torch.cat([z, tokens[0]], dim=1))
-        return self.head(self.head_drop(z))
+        return self.head(self.head_drop(z)), z
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_with_features(x)[0]
 
     def reset(self) -> None:
         """No neuron state (ANN); kept for a uniform interface."""

@@ -79,6 +79,12 @@ class TimmBackbone(nn.Module):
         self.check_input(x)
         return self.net(x)
 
+    def forward_with_features(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Logits and timm's pooled pre-logits feature ``[B, C]``."""
+        self.check_input(x)
+        feats = self.net.forward_features(x)
+        return self.net.forward_head(feats), self.net.forward_head(feats, pre_logits=True)
+
     def forward_features(self, x: Tensor) -> list[Tensor]:
         """Feature maps ``[B, C, H, W]`` of the levels in ``out_indices``."""
         self.check_input(x)

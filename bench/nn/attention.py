@@ -102,6 +102,7 @@ class SpikingAttention(nn.Module):
         self.v_neuron = build_neuron(neuron, levels) if spiking else None
         self.attn_neuron = build_neuron(neuron, levels, role="attention") if spiking else None
         self.out = _Projection(dim, proj, bits, bias=proj == "conv")
+        self.capture: list | None = None  # set by bench.nn.distill.capture_qkv
         if self.kind == "sdsa":
             self.mask_sum = MaskSum()
         else:
@@ -121,7 +122,10 @@ class SpikingAttention(nn.Module):
 
     def forward(self, s: Tensor | Spikes) -> Tensor:
         c, h, w = s.shape[2:]
-        q, k, v = (spike_map(lambda x: _to_heads(x, self.heads), z) for z in self.qkv(s))
+        qkv = self.qkv(s)
+        if self.capture is not None:
+            self.capture.append(tuple(as_tensor(z) for z in qkv))
+        q, k, v = (spike_map(lambda x: _to_heads(x, self.heads), z) for z in qkv)
         if self.kind == "sdsa":
             # AND of binary K and V planes then a column sum: accumulating counts is the same sum.
             y = spike_mul(q, self.attn_neuron(self.mask_sum(k, v)))

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from bench.errors import check_choice, check_positive_int
 
-NEURONS = ("lif", "ie-lif")
+NEURONS = ("lif", "ie-lif", "relu")
 
 
 class SigmoidSurrogate(torch.autograd.Function):
@@ -305,11 +305,23 @@ class MembraneRectifier(nn.Module):
         return (u - mean) / torch.sqrt(var + self.eps) * self.weight.view(shape) + self.bias.view(shape)
 
 
-def build_neuron(kind: str = "lif", levels: int = 4, role: str = "default", tau: float = 2.0) -> BaseNeuron:
+class ReLUActivation(nn.Module):
+    """The ANN counterpart of a neuron (``neuron='relu'``): stateless ReLU, not a spike source."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.relu(x)
+
+    def reset(self) -> None:
+        """No state."""
+
+
+def build_neuron(kind: str = "lif", levels: int = 4, role: str = "default", tau: float = 2.0) -> nn.Module:
     """A neuron by name. ``role='attention'`` gives the attention-output neuron (LIF V_th 0.5 as in SDT;
-    IE-LIF with spike value 2/D as QSD's ``Multispike_att``)."""
+    IE-LIF with spike value 2/D as QSD's ``Multispike_att``). ``relu`` builds the ANN counterpart."""
     check_choice("neuron", kind, NEURONS)
     check_choice("neuron role", role, ("default", "attention"))
+    if kind == "relu":
+        return ReLUActivation()
     if kind == "lif":
         return LIF(tau=tau, v_threshold=0.5 if role == "attention" else 1.0)
     return IELIF(levels=levels, tau=tau, spike_value=(2.0 if role == "attention" else 1.0) / levels)

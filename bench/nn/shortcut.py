@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from bench.errors import check_choice
-from bench.nn.neurons import BaseNeuron, Spikes, as_tensor
+from bench.nn.neurons import Spikes, as_tensor
 
 SHORTCUTS = ("ms", "sew", "vanilla")
 
@@ -34,7 +34,7 @@ class Residual(nn.Module):
     """``branch`` (spikes -> membrane update) with a shortcut of kind ``ms``, ``sew`` or ``vanilla``."""
 
     def __init__(
-        self, branch: nn.Module, shortcut: str, neuron: BaseNeuron, scale: nn.Module | None = None
+        self, branch: nn.Module, shortcut: str, neuron: nn.Module, scale: nn.Module | None = None
     ) -> None:
         super().__init__()
         self.shortcut = check_choice("shortcut", shortcut, SHORTCUTS)
@@ -60,7 +60,7 @@ class Transition(nn.Module):
     """
 
     def __init__(
-        self, conv: nn.Module, bn: nn.Module, shortcut: str, neuron: BaseNeuron, first: bool = False
+        self, conv: nn.Module, bn: nn.Module, shortcut: str, neuron: nn.Module, first: bool = False
     ) -> None:
         super().__init__()
         self.shortcut = check_choice("shortcut", shortcut, SHORTCUTS)

@@ -1,0 +1,1 @@
+"""Datasets in their real on-disk formats: generators of small learnable sets and their loaders."""

@@ -1,0 +1,100 @@
+"""``spikebench train classification ...`` (registered through the ``spikebench.commands`` entry point)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+OVERRIDES = (
+    ("bits", int),
+    ("bits_first", int),
+    ("bits_head", int),
+    ("T", int),
+    ("attention", str),
+    ("shortcut", str),
+    ("neuron", str),
+    ("levels", int),
+)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tasks.classification.train import DistillConfig, TrainConfig, train
+
+    overrides = {k: getattr(args, k) for k, _ in OVERRIDES if getattr(args, k) is not None}
+    distill = DistillConfig(
+        kind=args.distill,
+        teacher=args.teacher,
+        teacher_checkpoint=args.teacher_checkpoint,
+        weight=args.distill_weight,
+        teacher_bits=args.teacher_bits,
+        tau=args.tau,
+        projection=args.projection,
+    )
+    cfg = TrainConfig(
+        model=args.model,
+        data=args.data,
+        overrides=overrides,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        img_size=args.img_size,
+        opt=args.opt,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup_epochs=args.warmup_epochs,
+        label_smoothing=args.label_smoothing,
+        mixup=args.mixup,
+        cutmix=args.cutmix,
+        clip_grad=args.clip_grad,
+        seed=args.seed,
+        measure=not args.no_measure,
+        distill=distill,
+    )
+    result = train(cfg, out=args.out, device=args.device, workers=args.workers)
+    summary = {k: result.get(k) for k in ("status", "model", "top1", "top5", "best_top1", "epochs")}
+    print(json.dumps(summary))
+    print(
+        f"run directory: {args.out or 'runs/classification/' + cfg.model + '-' + cfg.digest()}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``train`` subcommand to the spikebench CLI."""
+    p = sub.add_parser("train", help="train and evaluate a backbone on a task (classification)")
+    p.add_argument("task", choices=["classification"])
+    p.add_argument("--model", required=True, help="registered model name (see `spikebench models`)")
+    p.add_argument(
+        "--data",
+        default="generated:imagenet-10",
+        help="dataset folder (ImageNet folder or CIFAR pickles) or generated:<imagenet-10|cifar10|cifar100>",
+    )
+    for name, typ in OVERRIDES:
+        p.add_argument(
+            f"--{name.replace('_', '-')}", dest=name, type=typ, default=None, help="model override"
+        )
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--img-size", type=int, default=None)
+    p.add_argument("--opt", default="adamw", help="adamw or lamb")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--weight-decay", type=float, default=0.05)
+    p.add_argument("--warmup-epochs", type=float, default=1.0)
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--mixup", type=float, default=0.0)
+    p.add_argument("--cutmix", type=float, default=0.0)
+    p.add_argument("--clip-grad", type=float, default=5.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--distill", default="none", help="none, qfd, fgd or kd")
+    p.add_argument("--teacher", default=None, help="registered teacher model")
+    p.add_argument("--teacher-checkpoint", default=None, help="teacher state_dict file")
+    p.add_argument("--distill-weight", type=float, default=0.5, help="lambda")
+    p.add_argument("--teacher-bits", type=int, default=8, help="QFD: teacher feature bits (1, 4, 8)")
+    p.add_argument("--tau", type=float, default=4.0, help="KD temperature")
+    p.add_argument("--projection", action="store_true", help="QFD: linear map when feature sizes differ")
+    p.add_argument("--no-measure", action="store_true", help="skip the efficiency measurement at the end")
+    p.add_argument("--out", default=None, help="run directory (default runs/classification/<model>-<hash>)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.set_defaults(func=_run)

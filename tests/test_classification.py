@@ -1,0 +1,178 @@
+"""Classification task: real-format datasets, learning, distillation terms, resume, and bad input."""
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.data.datasets import CifarDataset, ImageFolderDataset, build_datasets, resolve_data
+from bench.data.generate import write_cifar, write_imagenet_folder
+from bench.errors import ConfigError, DataError
+from tasks.classification.train import DistillConfig, Distiller, TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory) -> Path:
+    return write_imagenet_folder(
+        tmp_path_factory.mktemp("data") / "in10",
+        num_classes=10,
+        train_per_class=8,
+        val_per_class=3,
+        size=32,
+        seed=1,
+    )
+
+
+def _cfg(model, data, **kw):
+    base = dict(model=model, data=str(data), epochs=1, batch_size=16, measure=False, warmup_epochs=0.5)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_generated_formats_are_read_by_the_real_loaders(tmp_path):
+    root = write_imagenet_folder(tmp_path / "in", num_classes=3, train_per_class=2, val_per_class=1, size=16)
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.JPEG"))
+    assert files[0] == "train/n00000000/n00000000_0.JPEG" and len(files) == 9
+    ds = ImageFolderDataset(root / "train")
+    assert len(ds) == 6 and ds.classes == ["n00000000", "n00000001", "n00000002"]
+    c10 = write_cifar(tmp_path / "c10", 10, train_per_class=5, test_per_class=2)
+    with open(c10 / "data_batch_1", "rb") as f:
+        batch = pickle.load(f, encoding="bytes")
+    assert (
+        set(batch) == {b"batch_label", b"labels", b"data", b"filenames"} and batch[b"data"].shape[1] == 3072
+    )
+    assert len(CifarDataset(c10, train=True)) == 50 and len(CifarDataset(c10, train=False)) == 20
+    c100 = write_cifar(tmp_path / "c100", 100, train_per_class=1, test_per_class=1)
+    spec = resolve_data(str(c100))
+    assert spec.num_classes == 100 and spec.format == "cifar"
+    train_set, _ = build_datasets(spec, 32)
+    x, y = train_set[0]
+    assert x.shape == (3, 32, 32) and 0 <= y < 100
+
+
+@pytest.mark.parametrize("model", ["qsd_tiny", "sdt_tiny", "mobilevit_tiny"])
+def test_tiny_models_learn_well_above_chance(model, tmp_path):
+    data = write_imagenet_folder(tmp_path / "d", num_classes=10, train_per_class=40, val_per_class=10, seed=3)
+    result = train(
+        TrainConfig(
+            model=model, data=str(data), epochs=4, batch_size=32, seed=0, measure=True, measure_batches=1
+        ),
+        out=tmp_path / "run",
+        progress=False,
+    )
+    print(f"{model}: top-1 {result['top1']:.1f} % after 4 epochs (chance 10 %)")
+    assert result["status"] == "ok" and result["top1"] >= 30.0
+    assert result["efficiency"]["params_M"] > 0 and (tmp_path / "run" / "efficiency.json").exists()
+    if model != "mobilevit_tiny":
+        assert result["efficiency"]["fr_mean"] > 0 and result["efficiency"]["SOPs_G"] > 0
+
+
+DISTILL = {
+    "qfd": dict(teacher="sdtv2_tiny", teacher_bits=4),
+    "fgd": dict(teacher="qsd_tiny", teacher_overrides=dict(neuron="relu", attention="softmax", bits=32)),
+    "kd": dict(teacher="mobilevit_tiny", tau=2.0),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DISTILL))
+def test_distillation_term_gradients_and_lambda_zero(kind, small_data, tmp_path):
+    cfg = _cfg("qsd_tiny", small_data, distill=DistillConfig(kind=kind, weight=0.5, **DISTILL[kind]))
+    result = train(cfg, out=tmp_path / "on", progress=False)
+    metrics = json.loads((tmp_path / "on" / "metrics.json").read_text())
+    assert metrics[0]["train_distill"] > 0 and metrics[0]["teacher_time_share"] > 0
+    assert metrics[0]["train_loss"] == pytest.approx(
+        metrics[0]["train_ce"] + 0.5 * metrics[0]["train_distill"]
+    )
+    assert result["teacher"]["macs_G"] > 0
+
+    # gradients reach the student only
+    from bench.registry import create_model
+
+    student = create_model("qsd_tiny", num_classes=10)
+    dist = Distiller(cfg.distill, student, 10, 32, torch.device("cpu"))
+    logits, term = dist.loss(student, torch.randn(4, 3, 32, 32))
+    (logits.logsumexp(1).mean() + term).backward()
+    assert all(p.grad is None for p in dist.teacher[0].parameters())
+    assert sum(float(p.grad.abs().sum()) for p in student.parameters() if p.grad is not None) > 0
+
+    # lambda = 0 gives exactly the run without distillation
+    zero = train(
+        _cfg("qsd_tiny", small_data, distill=DistillConfig(kind=kind, weight=0.0, **DISTILL[kind])),
+        out=tmp_path / "zero",
+        progress=False,
+    )
+    plain = train(_cfg("qsd_tiny", small_data), out=tmp_path / "plain", progress=False)
+    a = torch.load(tmp_path / "zero" / "checkpoints" / "last.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "plain" / "checkpoints" / "last.pt", weights_only=False)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert zero["top1"] == plain["top1"]
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(small_data, tmp_path):
+    cfg = _cfg("sdt_tiny", small_data, epochs=3, mixup=0.2)
+    full = train(cfg, out=tmp_path / "full", progress=False)
+
+    def stop(epoch, row):
+        if epoch == 1:
+            raise KeyboardInterrupt("simulated kill after epoch 1")
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, out=tmp_path / "cut", progress=False, on_epoch_end=stop)
+    assert json.loads((tmp_path / "cut" / "result.json").read_text())["status"] == "failed"
+    resumed = train(cfg, out=tmp_path / "cut", progress=False)
+    a = torch.load(tmp_path / "full" / "checkpoints" / "last.pt", weights_only=False)
+    b = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=False)
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    keep = ("epoch", "train_loss", "train_ce", "lr", "top1", "top5", "eval_loss")
+    assert [{k: m[k] for k in keep} for m in a["metrics"]] == [{k: m[k] for k in keep} for m in b["metrics"]]
+    assert resumed["top1"] == full["top1"] and resumed["status"] == "ok"
+    # an ok run is not re-executed
+    before = (tmp_path / "cut" / "result.json").read_bytes()
+    train(cfg, out=tmp_path / "cut", progress=False)
+    assert (tmp_path / "cut" / "result.json").read_bytes() == before
+
+
+def _snapshot(root: Path) -> dict:
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_bad_input_gives_one_line_errors_and_leaves_earlier_runs_alone(small_data, tmp_path):
+    earlier = tmp_path / "earlier"
+    train(_cfg("sdt_tiny", small_data), out=earlier, progress=False)
+    snap = _snapshot(earlier)
+
+    empty_class = write_imagenet_folder(tmp_path / "ec", 2, 2, 1, size=16)
+    for f in (empty_class / "train" / "n00000001").iterdir():
+        f.unlink()
+    corrupt = write_imagenet_folder(tmp_path / "cor", 2, 2, 1, size=16)
+    bad_file = corrupt / "train" / "n00000000" / "n00000000_0.JPEG"
+    bad_file.write_bytes(b"not a jpeg at all")
+    cifar = write_cifar(tmp_path / "cif", 10, 2, 1)
+    with open(cifar / "data_batch_3", "wb") as f:
+        pickle.dump({b"data": [], b"lables": []}, f)
+
+    cases = [
+        (_cfg("sdt_tiny", tmp_path / "missing"), f"{tmp_path / 'missing'}: dataset folder not found"),
+        (_cfg("sdt_tiny", empty_class), f"{empty_class / 'train' / 'n00000001'}: class folder has no images"),
+        (_cfg("sdt_tiny", corrupt), f"{bad_file}: cannot read image"),
+        (_cfg("sdt_tiny", cifar), f"{cifar / 'data_batch_3'}: missing field 'labels' (found: data, lables)"),
+        (
+            _cfg("qsd_tiny", small_data, distill=DistillConfig(kind="qfd", teacher="mobilevit_tiny")),
+            "distill: teacher feature size 320 does not match the student's 80; allowed: equal sizes, or "
+            "distill.projection=true",
+        ),
+        (_cfg("sdt_tiny", small_data, epochs=2), "holds a run of another config"),
+    ]
+    for cfg, msg in cases:
+        out = earlier if "another config" in msg else tmp_path / f"run{len(msg)}"
+        with pytest.raises(ConfigError) as err:
+            train(cfg, out=out, progress=False)
+        assert msg in str(err.value) and "\n" not in str(err.value), str(err.value)
+    assert isinstance(err.value, ConfigError)
+    with pytest.raises(DataError, match=r"data='generated:imagenet-1000' is not allowed"):
+        resolve_data("generated:imagenet-1000")
+    with pytest.raises(ConfigError, match=r"distill.weight=-1 is not allowed; allowed values: >= 0"):
+        _cfg("sdt_tiny", small_data, distill=DistillConfig(kind="kd", teacher="sdt_tiny", weight=-1))
+    assert _snapshot(earlier) == snap
