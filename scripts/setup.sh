@@ -25,7 +25,8 @@ fi
 [[ -x "$VENV/bin/python" ]] || { log "creating $VENV"; "$PY" -m venv "$VENV"; }
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 log "installing torch, timm, mmengine and friends"
-"${PIP[@]}" install -q -c requirements/constraints.txt -r requirements/base.txt -r requirements/dev.txt
+"${PIP[@]}" install -q -c requirements/constraints.txt -r requirements/base.txt -r requirements/dev.txt \
+  -r requirements/ablations.txt
 # spikingjelly is only the reference neuron in perf/; its declared deps pull CUDA-free extras we do not want.
 "${PIP[@]}" install -q --no-deps -c requirements/constraints.txt spikingjelly
 

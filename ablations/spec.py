@@ -1,0 +1,273 @@
+"""Sweep specs: a YAML file with a base run and axes, expanded to one resolved config per point.
+
+```yaml
+name: qsd-ablation-tiny
+task: classification
+base: {model: qsd_tiny, data: generated:imagenet-10, epochs: 2, overrides: {bits: 4}}
+axes:                      # any field: model options (bits, T, attention, shortcut, neuron, ...),
+  bits: [2, 4, 8]          # run fields (epochs, lr, seed, ...), distill.<field> (distill.lambda = weight)
+  distill.kind: [none, fgd]
+mode: grid                 # grid (all combinations) or zip (the i-th value of every axis)
+exclude: [{bits: 2, distill.kind: fgd}]
+baseline: {bits: 4, distill.kind: none}
+metrics: [top1, energy_mJ, size_MB]
+```
+Errors are one line: ``file:line: field: what is wrong; allowed values``; nothing runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from bench.errors import ConfigError
+from bench.registry import model_entry
+from tasks.classification.train import DistillConfig, TrainConfig, config_from_dict
+
+MODEL_OPTIONS = (
+    "bits",
+    "bits_first",
+    "bits_head",
+    "T",
+    "attention",
+    "shortcut",
+    "neuron",
+    "levels",
+    "rectify",
+)
+RUN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("overrides", "distill"))
+DISTILL_FIELDS = tuple(f.name for f in dataclasses.fields(DistillConfig))
+ALIASES = {"distill.lambda": "distill.weight"}
+SPEC_KEYS = ("name", "task", "base", "axes", "mode", "exclude", "baseline", "metrics", "executor")
+TASKS = ("classification",)
+
+
+class SpecError(ConfigError):
+    """A bad sweep spec (one line, with file and line)."""
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps line numbers and refuses duplicate keys."""
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    seen: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise SpecError(
+                f"{loader.name}:{key_node.start_mark.line + 1}: duplicate key {key!r} "
+                f"(first at line {seen[key]})"
+            )
+        seen[key] = key_node.start_mark.line + 1
+        loader.lines[key] = loader.lines.get(key, key_node.start_mark.line + 1)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def canonical_field(name: str) -> str:
+    """The config path of an axis or base field (``bits`` -> ``overrides.bits``)."""
+    name = ALIASES.get(name, name)
+    if name in MODEL_OPTIONS:
+        return f"overrides.{name}"
+    if name.startswith("overrides.") and name.split(".", 1)[1] in MODEL_OPTIONS:
+        return name
+    if name.startswith("distill.") and name.split(".", 1)[1] in DISTILL_FIELDS:
+        return name
+    if name in RUN_FIELDS:
+        return name
+    allowed = sorted(
+        MODEL_OPTIONS + RUN_FIELDS + tuple(f"distill.{f}" for f in DISTILL_FIELDS) + ("distill.lambda",)
+    )
+    raise ConfigError(f"unknown field {name!r}; allowed fields: {', '.join(allowed)}")
+
+
+def _set(config: dict, path: str, value: object) -> None:
+    head, _, rest = path.partition(".")
+    if rest:
+        config.setdefault(head, {})
+        _set(config[head], rest, value)
+    else:
+        config[head] = value
+
+
+@dataclass
+class Point:
+    """One point of a sweep: its axis values and its resolved run config."""
+
+    values: dict
+    config: dict
+
+    @property
+    def train_config(self) -> TrainConfig:
+        return config_from_dict(copy.deepcopy(self.config))
+
+    @property
+    def digest(self) -> str:
+        return self.train_config.digest()
+
+    @property
+    def name(self) -> str:
+        return f"{self.config['model']}-{self.digest}"
+
+
+@dataclass
+class SweepSpec:
+    """A validated sweep spec."""
+
+    path: Path
+    name: str
+    task: str
+    base: dict
+    axes: dict
+    mode: str = "grid"
+    exclude: list = field(default_factory=list)
+    baseline: dict = field(default_factory=dict)
+    metrics: list = field(default_factory=lambda: ["top1", "top5", "energy_mJ", "size_MB"])
+    executor: dict = field(default_factory=dict)
+
+    def points(self) -> list[Point]:
+        """The resolved points, in axis order, excluded ones removed."""
+        names = list(self.axes)
+        combos = (
+            zip(*self.axes.values(), strict=True)
+            if self.mode == "zip"
+            else itertools.product(*self.axes.values())
+        )
+        out = []
+        for combo in combos:
+            values = dict(zip(names, combo, strict=True))
+            if any(all(values.get(k) == v for k, v in ex.items()) for ex in self.exclude):
+                continue
+            config = copy.deepcopy(self.base)
+            for k, v in values.items():
+                _set(config, canonical_field(k), v)
+            out.append(Point(values, config))
+        return out
+
+
+def _where(spec_path: Path, lines: dict, key: str) -> str:
+    return f"{spec_path}:{lines[key]}" if key in lines else str(spec_path)
+
+
+def load_spec(path: str | Path, validate_models: bool = True) -> SweepSpec:
+    """Read and validate a sweep spec; raises SpecError (one line) on anything wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: spec file not found")
+    loader = _Loader(path.read_text())
+    loader.name = str(path)
+    loader.lines = {}
+    try:
+        raw = loader.get_single_data()
+    except yaml.YAMLError as err:
+        raise SpecError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    finally:
+        loader.dispose()
+    lines = loader.lines
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: a spec is a mapping with keys {', '.join(SPEC_KEYS)}")
+    for key in raw:
+        if key not in SPEC_KEYS:
+            raise SpecError(
+                f"{_where(path, lines, key)}: unknown key {key!r}; allowed keys: {', '.join(SPEC_KEYS)}"
+            )
+    task = raw.get("task", "classification")
+    if task not in TASKS:
+        raise SpecError(
+            f"{_where(path, lines, 'task')}: task={task!r} is not allowed; allowed values: {', '.join(TASKS)}"
+        )
+    base = raw.get("base") or {}
+    axes = raw.get("axes") or {}
+    if not isinstance(base, dict) or "model" not in base:
+        raise SpecError(f"{_where(path, lines, 'base')}: base must be a mapping with at least 'model'")
+    if not isinstance(axes, dict):
+        raise SpecError(f"{_where(path, lines, 'axes')}: axes must map field names to lists of values")
+    canon_seen: dict[str, str] = {}
+    for name, values in axes.items():
+        where = _where(path, lines, name)
+        try:
+            canon = canonical_field(name)
+        except ConfigError as err:
+            raise SpecError(f"{where}: axes: {err}") from None
+        if canon in canon_seen:
+            raise SpecError(f"{where}: duplicate axis {name!r} (same field as {canon_seen[canon]!r})")
+        canon_seen[canon] = name
+        if not isinstance(values, list) or not values:
+            raise SpecError(f"{where}: axes.{name} must be a non-empty list of values")
+    mode = raw.get("mode", "grid")
+    if mode not in ("grid", "zip"):
+        raise SpecError(
+            f"{_where(path, lines, 'mode')}: mode={mode!r} is not allowed; allowed values: grid, zip"
+        )
+    if mode == "zip" and len({len(v) for v in axes.values()}) > 1:
+        raise SpecError(f"{_where(path, lines, 'mode')}: mode=zip needs axes of equal length")
+    exclude = raw.get("exclude") or []
+    for ex in exclude:
+        for k in ex:
+            if k not in axes:
+                raise SpecError(
+                    f"{_where(path, lines, 'exclude')}: exclude names {k!r}, which is not an axis; "
+                    f"allowed: {', '.join(axes)}"
+                )
+    spec = SweepSpec(
+        path,
+        raw.get("name", path.stem),
+        task,
+        base,
+        axes,
+        mode,
+        exclude,
+        raw.get("baseline") or {},
+        raw.get("metrics") or ["top1", "top5", "energy_mJ", "size_MB"],
+        raw.get("executor") or {},
+    )
+    for k in spec.baseline:
+        if k not in axes:
+            raise SpecError(f"{_where(path, lines, 'baseline')}: baseline names {k!r}, which is not an axis")
+    points = spec.points()
+    if not points:
+        raise SpecError(f"{path}: the axes and excludes leave no point to run")
+    checked: set[str] = set()
+    for p in points:
+        culprit = next(iter(p.values), "base")
+        try:
+            cfg = p.train_config
+            key = json.dumps([cfg.model, cfg.overrides], sort_keys=True)
+            if validate_models and key not in checked:
+                _check_model(cfg)
+                checked.add(key)
+        except ConfigError as err:
+            line_key = _culprit(err, p.values) or culprit
+            raise SpecError(f"{_where(path, lines, line_key)}: {err}") from None
+    return spec
+
+
+def _culprit(err: ConfigError, values: dict) -> str | None:
+    text = str(err)
+    if text.startswith("unknown model"):
+        return "model"
+    for k in values:
+        short = canonical_field(k).split(".")[-1]
+        if text.startswith(f"{short}=") or f"{k}" in text.split(";")[0]:
+            return k
+    return None
+
+
+def _check_model(cfg: TrainConfig) -> None:
+    """Build the point's model on the meta device: unknown names and bad options fail here, cheaply."""
+    import torch
+
+    model_entry(cfg.model)
+    with torch.device("meta"):
+        from bench.registry import create_model
+
+        create_model(cfg.model, **cfg.overrides)
