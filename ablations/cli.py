@@ -59,6 +59,8 @@ def _sweep(args: argparse.Namespace) -> int:
     executor = make_executor(kind, workers, root, **(executor_cfg if kind != "local" else {}))
     status = run_sweep(spec, executor, root, retry=args.action == "retry", progress=not args.quiet)
     failed = [k for k, v in status.items() if v == "failed"]
+    if args.table and len(failed) < len(status):
+        _write_table(spec, root, Path(args.table))
     print(
         f"sweep {spec.name}: {sum(v == 'ok' for v in status.values())} ok, {len(failed)} failed "
         f"of {len(status)} points in {root}"
@@ -67,6 +69,18 @@ def _sweep(args: argparse.Namespace) -> int:
         reason = json.loads((root / "runs" / name / "result.json").read_text()).get("reason")
         print(f"  failed {name}: {reason}")
     return 0 if not failed else 1
+
+
+def _write_table(spec, root: Path, out_dir: Path) -> None:
+    from ablations.store import collect
+    from ablations.tables import ablation_table, to_markdown, write_table
+
+    table, best = ablation_table(
+        collect(root), list(spec.axes), spec.metrics, spec.baseline or None, spec.axes
+    )
+    paths = write_table(table, best, out_dir, stem=spec.name, caption=f"Ablation {spec.name}")
+    print(to_markdown(table, best))
+    print("wrote " + ", ".join(map(str, paths)), file=sys.stderr)
 
 
 def _source(path: str, out: str | None) -> tuple[Path | None, object]:
@@ -145,6 +159,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--executor-param", action="append", default=[], help="KEY=VALUE for submitit/ray")
     s.add_argument("--out", default=None, help="sweep folder (default runs/sweeps/<spec name>)")
     s.add_argument("--quiet", action="store_true", help="no progress display")
+    s.add_argument(
+        "--table", default=None, help="after the run, write the ablation table (CSV/MD/LaTeX) here"
+    )
     s.set_defaults(func=_sweep)
     r = sub.add_parser("results", help="collect a sweep's run records into one table (CSV or Parquet)")
     r.add_argument("source", help="sweep folder or spec")

@@ -41,8 +41,9 @@ class LocalPool:
     """Up to ``workers`` point processes at a time (forkserver, heavy modules preloaded); one GPU per
     worker slot when GPUs exist."""
 
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, threads: int | None = None) -> None:
         self.workers = max(1, workers)
+        self.threads = threads or _threads(self.workers)
         self.gpus = _gpu_count()
 
     def run(self, tasks: list[Task], report: Report) -> None:
@@ -57,7 +58,7 @@ class LocalPool:
                 gpu = slot % self.gpus if self.gpus else None
                 proc = ctx.Process(
                     target=run_point,
-                    args=(task.run_dir, task.config, _threads(self.workers), gpu),
+                    args=(task.run_dir, task.config, self.threads, gpu),
                     name=f"spikebench-{task.name}",
                 )
                 proc.start()
