@@ -176,3 +176,40 @@ def test_bad_input_gives_one_line_errors_and_leaves_earlier_runs_alone(small_dat
     with pytest.raises(ConfigError, match=r"distill.weight=-1 is not allowed; allowed values: >= 0"):
         _cfg("sdt_tiny", small_data, distill=DistillConfig(kind="kd", teacher="sdt_tiny", weight=-1))
     assert _snapshot(earlier) == snap
+
+
+def test_torchrun_data_parallel_on_cpu(small_data, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "bench.cli",
+        "train",
+        "classification",
+        "--model",
+        "sdt_tiny",
+        "--data",
+        str(small_data),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "16",
+        "--no-measure",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count('"status": "ok"') == 1  # rank 0 reports
+    assert json.loads((out / "environment.json").read_text())["world_size"] == 2
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [m["epoch"] for m in metrics] == [1, 2] and all(m["train_loss"] > 0 for m in metrics)
+    assert json.loads((out / "result.json").read_text())["status"] == "ok"

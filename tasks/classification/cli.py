@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 OVERRIDES = (
@@ -51,6 +52,8 @@ def _run(args: argparse.Namespace) -> int:
         distill=distill,
     )
     result = train(cfg, out=args.out, device=args.device, workers=args.workers)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
+        return 0
     summary = {k: result.get(k) for k in ("status", "model", "top1", "top5", "best_top1", "epochs")}
     print(json.dumps(summary))
     print(

@@ -188,18 +188,20 @@ class Distiller(nn.Module):
             student.train(was)
             self.qfd = QFDLoss(s_dim, t_dim, cfg.teacher_bits, cfg.projection).to(device)
 
-    def loss(self, student: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Student logits and the (unweighted) distillation term for the batch ``x``."""
+    def loss(self, student: nn.Module, x: Tensor, run: Runner | None = None) -> tuple[Tensor, Tensor]:
+        """Student logits and the (unweighted) distillation term for the batch ``x``; ``run(x, features)``
+        is the student's forward (a DDP wrapper under torchrun)."""
+        run = run or _runner(student)
         teacher = self.teacher[0]
         if self.cfg.kind == "fgd":
             with capture_qkv(student) as s_qkv:
-                logits = student(x)
+                logits, _ = run(x, False)
             start = time.perf_counter()
             with torch.no_grad(), capture_qkv(teacher) as t_qkv:
                 teacher(x)
             self.time += time.perf_counter() - start
             return logits, fgd_loss(s_qkv, t_qkv)
-        logits, feat = student.forward_with_features(x)
+        logits, feat = run(x, True)
         start = time.perf_counter()
         with torch.no_grad():
             t_logits, t_feat = teacher.forward_with_features(x)
@@ -207,6 +209,49 @@ class Distiller(nn.Module):
         if self.cfg.kind == "kd":
             return logits, kd_loss(logits, t_logits, self.cfg.tau)
         return logits, self.qfd(feat, t_feat)
+
+
+Runner = Callable[[Tensor, bool], tuple[Tensor, Tensor | None]]
+
+
+class _WithFeatures(nn.Module):
+    """Logits (and the pooled feature) through ``__call__``, so DistributedDataParallel sees the forward."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, features: bool = False) -> tuple[Tensor, Tensor | None]:
+        return self.model.forward_with_features(x) if features else (self.model(x), None)
+
+
+def _runner(model: nn.Module) -> Runner:
+    wrapped = _WithFeatures(model)
+    return lambda x, features: wrapped(x, features)
+
+
+@dataclass
+class _Dist:
+    """This process's place in a torchrun job (rank 0 of 1 without one)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _dist_setup(device: torch.device) -> _Dist:
+    """Join the torchrun process group (gloo on CPU, nccl on GPUs) when WORLD_SIZE > 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return _Dist(dist.get_rank(), dist.get_world_size())
 
 
 def _schedule(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
@@ -281,25 +326,52 @@ def train(
     img_size = cfg.img_size or entry.paper.get("img_size", 224)
     train_set, eval_set = build_datasets(spec, img_size, cfg.hflip)
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "config.json", config)
-    write_json_atomic(out / "environment.json", environment(cfg.seed, dev))
+    if dev.type == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    ddp = _dist_setup(dev)
+    if ddp.main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "config.json", config)
+        write_json_atomic(out / "environment.json", dict(environment(cfg.seed, dev), world_size=ddp.world))
     try:
-        result = _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train_set, eval_set)
+        result = _train(
+            cfg,
+            out,
+            dev,
+            workers,
+            progress and ddp.main,
+            on_epoch_end,
+            spec,
+            img_size,
+            train_set,
+            eval_set,
+            ddp,
+        )
     except BaseException as err:  # interrupts too: the record says why the run stopped
         reason = f"{type(err).__name__}: {err}".splitlines()[0]
-        write_json_atomic(
-            result_path,
-            dict(status="failed", reason=reason, model=cfg.model, traceback=traceback.format_exc()),
-        )
+        if ddp.main:
+            write_json_atomic(
+                result_path,
+                dict(status="failed", reason=reason, model=cfg.model, traceback=traceback.format_exc()),
+            )
         raise
-    write_json_atomic(result_path, result)
+    if ddp.main:
+        write_json_atomic(result_path, result)
     return result
 
 
-def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train_set, eval_set) -> dict:
+def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train_set, eval_set, ddp) -> dict:
     _seed_all(cfg.seed)
     model = create_model(cfg.model, num_classes=spec.num_classes, **cfg.overrides).to(dev)
+    run = _runner(model)
+    if ddp.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        wrapped = DistributedDataParallel(
+            _WithFeatures(model), device_ids=[dev.index] if dev.type == "cuda" else None
+        )
+        run = lambda x, features: wrapped(x, features)  # noqa: E731
+        _seed_all(cfg.seed + 1000 * ddp.rank)  # different augmentation on every rank
     distiller = None
     if cfg.distill.kind != "none":
         distiller = Distiller(cfg.distill, model, spec.num_classes, img_size, dev)
@@ -335,10 +407,21 @@ def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train
         _set_rng_state(ckpt["rng"])
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
-        sampler = RandomSampler(train_set, generator=torch.Generator().manual_seed(cfg.seed * 10007 + epoch))
+        if ddp.world > 1:
+            from torch.utils.data.distributed import DistributedSampler
+
+            sampler = DistributedSampler(
+                train_set, ddp.world, ddp.rank, shuffle=True, seed=cfg.seed, drop_last=True
+            )
+            sampler.set_epoch(epoch)
+        else:
+            sampler = RandomSampler(
+                train_set, generator=torch.Generator().manual_seed(cfg.seed * 10007 + epoch)
+            )
+        per_rank = max(1, cfg.batch_size // ddp.world)  # batch_size is the global batch
         loader = DataLoader(
             train_set,
-            batch_size=cfg.batch_size,
+            batch_size=per_rank,
             sampler=sampler,
             num_workers=workers,
             drop_last=len(train_set) > cfg.batch_size,
@@ -354,9 +437,9 @@ def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train
             if mixup is not None:
                 x, y_soft = mixup(x, y)
             if distiller is not None:
-                logits, d_loss = distiller.loss(model, x)
+                logits, d_loss = distiller.loss(model, x, run)
             else:
-                logits, d_loss = model(x), torch.zeros((), device=dev)
+                logits, d_loss = run(x, False)[0], torch.zeros((), device=dev)
             if mixup is not None:
                 ce = torch.sum(-y_soft * F.log_softmax(logits, dim=-1), dim=-1).mean()
             else:
@@ -377,6 +460,16 @@ def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train
             sums["distill"] += float(d_loss.detach()) * b
             bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.3f}")
         epoch_time = time.perf_counter() - t0
+        if ddp.world > 1:  # global averages over every rank's samples
+            import torch.distributed as dist
+
+            totals = torch.tensor(
+                [sums["n"], sums["loss"], sums["ce"], sums["distill"]], dtype=torch.float64, device=dev
+            )
+            dist.all_reduce(totals)
+            sums = dict(
+                n=int(totals[0]), loss=float(totals[1]), ce=float(totals[2]), distill=float(totals[3])
+            )
         row = dict(
             epoch=epoch + 1,
             train_loss=sums["loss"] / sums["n"],
@@ -389,23 +482,26 @@ def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train
         )
         row.update(evaluate(model, eval_loader, dev))
         metrics.append(row)
-        write_json_atomic(out / "metrics.json", metrics)
-        _save_atomic(
-            dict(
-                model=model.state_dict(),
-                optimizer=opt.state_dict(),
-                scheduler=sched.state_dict(),
-                distill=distiller.qfd.state_dict() if distiller and distiller.qfd else None,
-                epoch=epoch,
-                metrics=metrics,
-                rng=_rng_state(),
-            ),
-            ckpt_path,
-        )
+        if ddp.main:
+            write_json_atomic(out / "metrics.json", metrics)
+            _save_atomic(
+                dict(
+                    model=model.state_dict(),
+                    optimizer=opt.state_dict(),
+                    scheduler=sched.state_dict(),
+                    distill=distiller.qfd.state_dict() if distiller and distiller.qfd else None,
+                    epoch=epoch,
+                    metrics=metrics,
+                    rng=_rng_state(),
+                ),
+                ckpt_path,
+            )
+        if ddp.world > 1:
+            torch.distributed.barrier()  # every rank sees the checkpoint before going on
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, row)
     efficiency = None
-    if cfg.measure:
+    if cfg.measure and ddp.main:
         batches = [x for x, _ in DataLoader(eval_set, batch_size=cfg.batch_size)][: cfg.measure_batches]
         efficiency = profile_model(model, batches, latency_repeats=3)
         write_json_atomic(out / "efficiency.json", efficiency)
