@@ -106,7 +106,16 @@ def _profile(args: argparse.Namespace) -> int:
         entry = model_entry(name)
         model = create_model(name)
         size = args.img_size or entry.paper.get("img_size", 224)
-        data = [generated_images(args.batch_size, size, seed=i) for i in range(args.batches)]
+        if args.data:
+            from torch.utils.data import DataLoader
+
+            from bench.data.datasets import build_datasets, resolve_data
+
+            eval_set = build_datasets(resolve_data(args.data), size)[1]
+            loader = iter(DataLoader(eval_set, batch_size=args.batch_size))
+            data = [batch[0] for _, batch in zip(range(args.batches), loader, strict=False)]
+        else:
+            data = [generated_images(args.batch_size, size, seed=i) for i in range(args.batches)]
         rec = profile_model(
             model,
             data,
@@ -115,7 +124,10 @@ def _profile(args: argparse.Namespace) -> int:
             latency_repeats=args.latency_repeats,
         )
         layers = rec.pop("layers")
-        rec = dict(model=name, family=entry.family, data=f"generated {args.batches}x{args.batch_size}", **rec)
+        source = args.data or "generated images"
+        rec = dict(
+            model=name, family=entry.family, data=f"{source}, {args.batches} x {args.batch_size}", **rec
+        )
         write_text_atomic(out / "layers" / f"{name}.csv", pd.DataFrame(layers).to_csv(index=False))
         write_json_atomic(record_path, rec)
     records = [json.loads(p.read_text()) for p in sorted((out / "records").glob("*.json"))]
@@ -167,7 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pr.add_argument("--size", choices=("tiny", "paper", "all"), default="tiny", help="default model set")
     pr.add_argument("--img-size", type=int, default=None, help="input size (default: each model's own)")
-    pr.add_argument("--batches", type=int, default=2, help="generated batches for firing rates")
+    pr.add_argument(
+        "--data",
+        default=None,
+        help="measure on this dataset's evaluation split (folder or "
+        "generated:<name>) instead of generated images",
+    )
+    pr.add_argument("--batches", type=int, default=2, help="batches for firing rates and operations")
     pr.add_argument("--batch-size", type=int, default=2)
     pr.add_argument("--energy", default="fp32_45nm", help="cost preset: fp32_45nm, fp16_45nm, int8_45nm")
     pr.add_argument("--first-layer-T", action="store_true", help="charge the pixel layer T times, not once")
