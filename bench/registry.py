@@ -41,6 +41,25 @@ def register_model(family: str, tiny: bool = False, paper: dict | None = None) -
     return wrap
 
 
+def register_variant(
+    name: str,
+    family: str,
+    build: Callable[..., nn.Module],
+    defaults: dict,
+    doc: str,
+    paper: dict | None = None,
+) -> Callable[..., nn.Module]:
+    """Register ``name`` as ``build(**{**defaults, **overrides})``: a variant is a row of data, not code.
+    Names ending in ``tiny`` are the CPU variants."""
+
+    def factory(**overrides) -> nn.Module:
+        return build(**{**defaults, **overrides})
+
+    factory.__name__ = name
+    factory.__doc__ = doc
+    return register_model(family, tiny=name.endswith("tiny"), paper=paper)(factory)
+
+
 def _load_all() -> None:
     import bench.models  # noqa: F401  (registers every family)
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from bench.measure.hooks import HookSet
 from bench.nn.neurons import IELIF, BaseNeuron, Spikes
 
 
@@ -45,13 +46,13 @@ class _Rate:
     elems: int = 0
 
 
-class FiringRateMonitor:
+class FiringRateMonitor(HookSet):
     """Context manager accumulating per-neuron, per-step spike counts over the batches run inside it."""
 
     def __init__(self, model: nn.Module) -> None:
+        super().__init__()
         self.model = model
         self.rates: dict[str, _Rate] = {}
-        self._handles: list = []
 
     @property
     def applicable(self) -> bool:
@@ -62,13 +63,8 @@ class FiringRateMonitor:
         for name, m in self.model.named_modules():
             if isinstance(m, BaseNeuron):
                 self.rates[name] = _Rate()
-                self._handles.append(m.register_forward_hook(self._hook(name)))
+                self._keep(m.register_forward_hook(self._hook(name)))
         return self
-
-    def __exit__(self, *exc) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
 
     def _hook(self, name: str):
         @torch.no_grad()

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench.measure.hooks import HookSet
 from bench.nn.attention import MaskSum, MatMul
 from bench.nn.neurons import IELIF, BaseNeuron, Spikes
 
@@ -105,7 +106,7 @@ class LayerOps:
         return "spikes" if self.spike_elems else "real"
 
 
-class SynapticOps:
+class SynapticOps(HookSet):
     """Context manager that hooks synaptic layers and accumulates MACs/SOPs per layer.
 
     ``first_layer_T``: charge the first layer (the conv on pixels, computed once for the repeated image)
@@ -115,12 +116,12 @@ class SynapticOps:
     LAYERS = (nn.Conv1d, nn.Conv2d, nn.Linear, MatMul, MaskSum)
 
     def __init__(self, model: nn.Module, first_layer_T: bool = False) -> None:
+        super().__init__()
         self.model = model
         self.T = getattr(model, "T", 1)
         self.first_layer_T = first_layer_T
         self.layers: dict[str, LayerOps] = {}
         self.images = 0
-        self._handles: list = []
         self._order: list[str] = []
         self._input_ptr: int | None = None
         self._neuron_out: dict[tuple[int, int], tuple[float, int]] = {}
@@ -142,20 +143,15 @@ class SynapticOps:
         return spike_total(x)
 
     def __enter__(self) -> SynapticOps:
-        self._handles.append(self.model.register_forward_pre_hook(self._capture_input))
+        self._keep(self.model.register_forward_pre_hook(self._capture_input))
         for m in self.model.modules():
             if isinstance(m, BaseNeuron):
-                self._handles.append(m.register_forward_hook(self._remember_spikes))
+                self._keep(m.register_forward_hook(self._remember_spikes))
         for name, m in self.model.named_modules():
             if isinstance(m, self.LAYERS):
                 self.layers[name] = LayerOps(name, type(m).__name__)
-                self._handles.append(m.register_forward_hook(self._hook(name)))
+                self._keep(m.register_forward_hook(self._hook(name)))
         return self
-
-    def __exit__(self, *exc) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
 
     def _hook(self, name: str):
         def hook(module: nn.Module, inputs: tuple, out: Tensor) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from bench.errors import ConfigError
 from bench.models.timm_wrap import TimmBackbone, resize_attention_biases
-from bench.registry import register_model
+from bench.registry import register_variant
 
 # name: (timm name, img size, classes, paper params M)
 EFFICIENTFORMER_CFGS = {
@@ -25,33 +25,28 @@ EFFICIENTFORMER_CFGS = {
 }
 
 
-def _register(name: str) -> None:
-    timm_name, img, classes, params = EFFICIENTFORMER_CFGS[name]
-    v2 = "v2" in timm_name
-
-    def factory(img_size: int = img, **overrides) -> TimmBackbone:
-        if not isinstance(img_size, int) or img_size < 32 or img_size % 32:
-            raise ConfigError(
-                f"img_size={img_size!r} is not allowed for {name}; allowed values: multiples of 32"
-            )
-        kw = dict(num_classes=classes)
-        kw.update(overrides)
-        if v2:
-            return TimmBackbone(
-                timm_name, img_size=img_size, fixed_size=True, timm_kwargs={"img_size": img_size}, **kw
-            )
-        model = TimmBackbone(timm_name, img_size=img_size, fixed_size=True, **kw)
-        if img_size != 224:
-            resize_attention_biases(model.net, img_size // 32)
-        return model
-
-    factory.__name__ = name
-    factory.__doc__ = f"EfficientFormer {name} (timm {timm_name}), {img} px."
-    family = "efficientformer_v2" if v2 else "efficientformer"
-    register_model(
-        family, tiny=name.endswith("tiny"), paper=dict(params_m=params, img_size=img, timm=timm_name)
-    )(factory)
+def build_efficientformer(timm_name: str, img_size: int = 224, **kw) -> TimmBackbone:
+    """An EfficientFormer for ``img_size`` inputs (v2: timm's own; v1: attention biases resampled)."""
+    if not isinstance(img_size, int) or img_size < 32 or img_size % 32:
+        raise ConfigError(
+            f"img_size={img_size!r} is not allowed for {timm_name}; allowed values: multiples of 32"
+        )
+    if timm_name.startswith("efficientformerv2"):
+        return TimmBackbone(
+            timm_name, img_size=img_size, fixed_size=True, timm_kwargs={"img_size": img_size}, **kw
+        )
+    model = TimmBackbone(timm_name, img_size=img_size, fixed_size=True, **kw)
+    if img_size != 224:
+        resize_attention_biases(model.net, img_size // 32)
+    return model
 
 
-for _name in EFFICIENTFORMER_CFGS:
-    _register(_name)
+for _name, (_timm, _img, _classes, _params) in EFFICIENTFORMER_CFGS.items():
+    register_variant(
+        _name,
+        "efficientformer_v2" if "v2" in _timm else "efficientformer",
+        build_efficientformer,
+        dict(timm_name=_timm, img_size=_img, num_classes=_classes),
+        doc=f"EfficientFormer {_name} (timm {_timm}), {_img} px.",
+        paper=dict(params_m=_params, img_size=_img, timm=_timm),
+    )

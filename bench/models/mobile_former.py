@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from bench.errors import ConfigError, check_bits
 from bench.nn.quant import quantize_modules
-from bench.registry import register_model
+from bench.registry import register_variant
 
 # blocks: (kind, e1, out channels, stride, e2); kind "b3" = DW-first block with two DW stages, "b" = IRB.
 _B294 = [
@@ -391,29 +391,21 @@ class MobileFormer(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-def _register(name: str) -> None:
-    blocks, stem, m, d, feats, groups, img, classes, params = MOBILE_FORMER_CFGS[name]
-
-    def factory(**overrides) -> MobileFormer:
-        kw = dict(
-            blocks=blocks,
-            stem=stem,
-            tokens=m,
-            token_dim=d,
-            num_features=feats,
-            groups=groups,
-            num_classes=classes,
-            img_size=img,
-        )
-        kw.update(overrides)
-        return MobileFormer(**kw)
-
-    factory.__name__ = name
-    factory.__doc__ = f"Mobile-Former {name}: {m} tokens x {d}, stem {stem}, head {feats}."
-    register_model("mobile_former", tiny=name.endswith("tiny"), paper=dict(params_m=params, img_size=img))(
-        factory
+for _name, (_blocks, _stem, _m, _d, _feats, _groups, _img, _classes, _params) in MOBILE_FORMER_CFGS.items():
+    register_variant(
+        _name,
+        "mobile_former",
+        MobileFormer,
+        dict(
+            blocks=_blocks,
+            stem=_stem,
+            tokens=_m,
+            token_dim=_d,
+            num_features=_feats,
+            groups=_groups,
+            num_classes=_classes,
+            img_size=_img,
+        ),
+        doc=f"Mobile-Former {_name}: {_m} tokens x {_d}, stem {_stem}, head {_feats}.",
+        paper=dict(params_m=_params, img_size=_img),
     )
-
-
-for _name in MOBILE_FORMER_CFGS:
-    _register(_name)

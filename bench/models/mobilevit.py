@@ -7,7 +7,7 @@ strides 2, 4, 8, 16, 32 (the last is the 1x1 expansion conv). Any input divisibl
 from __future__ import annotations
 
 from bench.models.timm_wrap import TimmBackbone
-from bench.registry import register_model
+from bench.registry import register_variant
 
 # name: (timm name, img size, classes, paper params M)
 MOBILEVIT_CFGS = {
@@ -25,21 +25,12 @@ MOBILEVIT_CFGS = {
 }
 
 
-def _register(name: str) -> None:
-    timm_name, img, classes, params = MOBILEVIT_CFGS[name]
-
-    def factory(**overrides) -> TimmBackbone:
-        kw = dict(num_classes=classes, img_size=img)
-        kw.update(overrides)
-        return TimmBackbone(timm_name, **kw)
-
-    factory.__name__ = name
-    factory.__doc__ = f"MobileViT {name} (timm {timm_name}), {img} px."
-    family = "mobilevit_v2" if "v2" in name else "mobilevit"
-    register_model(
-        family, tiny=name.endswith("tiny"), paper=dict(params_m=params, img_size=img, timm=timm_name)
-    )(factory)
-
-
-for _name in MOBILEVIT_CFGS:
-    _register(_name)
+for _name, (_timm, _img, _classes, _params) in MOBILEVIT_CFGS.items():
+    register_variant(
+        _name,
+        "mobilevit_v2" if "v2" in _name else "mobilevit",
+        TimmBackbone,
+        dict(timm_name=_timm, num_classes=_classes, img_size=_img),
+        doc=f"MobileViT {_name} (timm {_timm}), {_img} px.",
+        paper=dict(params_m=_params, img_size=_img, timm=_timm),
+    )

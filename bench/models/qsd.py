@@ -12,7 +12,7 @@ Not carried over: the unused ``ActLSQ`` parameters (activation quantizer whose f
 from __future__ import annotations
 
 from bench.models.metaformer import SpikingMetaFormer
-from bench.registry import register_model
+from bench.registry import register_variant
 
 # name: (dims, depth, heads, classes)
 QSD_CFGS = {
@@ -25,33 +25,23 @@ QSD_CFGS = {
 PAPER = {"qsd_8_512": dict(size_mb_paper=6.88, top1=80.3)}
 
 
-def _register(name: str) -> None:
-    dims, depth, heads, classes = QSD_CFGS[name]
-
-    def factory(**overrides) -> SpikingMetaFormer:
-        kw = dict(
-            dims=dims,
-            depth=depth,
-            heads=heads,
-            num_classes=classes,
+for _name, (_dims, _depth, _heads, _classes) in QSD_CFGS.items():
+    register_variant(
+        _name,
+        "qsd",
+        SpikingMetaFormer,
+        dict(
+            dims=_dims,
+            depth=_depth,
+            heads=_heads,
+            num_classes=_classes,
             T=1,
             attn_scale=0.25,
             neuron="ie-lif",
             levels=4,
             bits=4,
             layer_scale=1e-6,
-        )
-        kw.update(overrides)
-        return SpikingMetaFormer(**kw)
-
-    factory.__name__ = name
-    factory.__doc__ = f"QSD-Transformer {name}: dims {dims}, depth {depth}, W4, IE-LIF D=4, T=1."
-    register_model(
-        "qsd",
-        tiny=name.endswith("tiny"),
-        paper=dict(PAPER.get(name, {}), img_size=32 if name.endswith("tiny") else 224),
-    )(factory)
-
-
-for _name in QSD_CFGS:
-    _register(_name)
+        ),
+        doc=f"QSD-Transformer {_name}: dims {_dims}, depth {_depth}, W4, IE-LIF D=4, T=1.",
+        paper=dict(PAPER.get(_name, {}), img_size=32 if _name.endswith("tiny") else 224),
+    )

@@ -14,7 +14,7 @@ from bench.models.base import SpikeOptions, SpikingBackbone
 from bench.nn.blocks import TransformerBlock, time_conv
 from bench.nn.neurons import spike_map
 from bench.nn.quant import QConv2d
-from bench.registry import register_model
+from bench.registry import register_variant
 
 # name: (depth L, embed dim D, heads, img size, classes, pooling_stat, T)
 SDT_CFGS = {
@@ -123,25 +123,12 @@ class SpikeDrivenTransformer(SpikingBackbone):
         return states
 
 
-def _sdt(name: str, **overrides) -> SpikeDrivenTransformer:
-    depth, dim, heads, _img, classes, pooling, T = SDT_CFGS[name]
-    kw = dict(depth=depth, dim=dim, heads=heads, num_classes=classes, pooling=pooling, T=T)
-    kw.update(overrides)
-    return SpikeDrivenTransformer(**kw)
-
-
-def _register(name: str) -> None:
-    def factory(**overrides) -> SpikeDrivenTransformer:
-        return _sdt(name, **overrides)
-
-    factory.__name__ = name
-    factory.__doc__ = f"SDT v1 {name}: (L, D, heads, img, classes, pool, T) = {SDT_CFGS[name]}"
-    register_model(
+for _name, (_depth, _dim, _heads, _img, _classes, _pool, _T) in SDT_CFGS.items():
+    register_variant(
+        _name,
         "sdt",
-        tiny=name.endswith("tiny"),
-        paper=dict(params_m=PAPER_PARAMS_M.get(name), img_size=SDT_CFGS[name][3]),
-    )(factory)
-
-
-for _name in SDT_CFGS:
-    _register(_name)
+        SpikeDrivenTransformer,
+        dict(depth=_depth, dim=_dim, heads=_heads, num_classes=_classes, pooling=_pool, T=_T),
+        doc=f"SDT v1 {_name}: L={_depth}, D={_dim}, {_heads} heads, {_img} px, pooling {_pool}, T={_T}.",
+        paper=dict(params_m=PAPER_PARAMS_M.get(_name), img_size=_img),
+    )

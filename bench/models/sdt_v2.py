@@ -7,7 +7,7 @@ then LIF V_th 0.5) and no layer scale; official code trains at T = 1 and fine-tu
 from __future__ import annotations
 
 from bench.models.metaformer import SpikingMetaFormer
-from bench.registry import register_model
+from bench.registry import register_variant
 
 # name: (dims, depth, heads, classes, T)
 SDTV2_CFGS = {
@@ -18,31 +18,21 @@ SDTV2_CFGS = {
 PAPER_PARAMS_M = {"sdtv2_8_384": 31.3, "sdtv2_8_512": 55.4}
 
 
-def _register(name: str) -> None:
-    dims, depth, heads, classes, T = SDTV2_CFGS[name]
-
-    def factory(**overrides) -> SpikingMetaFormer:
-        kw = dict(
-            dims=dims,
-            depth=depth,
-            heads=heads,
-            num_classes=classes,
-            T=T,
+for _name, (_dims, _depth, _heads, _classes, _T) in SDTV2_CFGS.items():
+    register_variant(
+        _name,
+        "sdt_v2",
+        SpikingMetaFormer,
+        dict(
+            dims=_dims,
+            depth=_depth,
+            heads=_heads,
+            num_classes=_classes,
+            T=_T,
             attn_scale=0.125,
             neuron="lif",
             bits=32,
-        )
-        kw.update(overrides)
-        return SpikingMetaFormer(**kw)
-
-    factory.__name__ = name
-    factory.__doc__ = f"Meta-SpikeFormer {name}: dims {dims}, depth {depth}, T {T}."
-    register_model(
-        "sdt_v2",
-        tiny=name.endswith("tiny"),
-        paper=dict(params_m=PAPER_PARAMS_M.get(name), img_size=32 if name.endswith("tiny") else 224),
-    )(factory)
-
-
-for _name in SDTV2_CFGS:
-    _register(_name)
+        ),
+        doc=f"Meta-SpikeFormer {_name}: dims {_dims}, depth {_depth}, T {_T}.",
+        paper=dict(params_m=PAPER_PARAMS_M.get(_name), img_size=32 if _name.endswith("tiny") else 224),
+    )
