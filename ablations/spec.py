@@ -63,7 +63,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
         if key in seen:
             raise SpecError(
                 f"{loader.name}:{key_node.start_mark.line + 1}: duplicate key {key!r} "
-                f"(first at line {seen[key]})"
+                f"(first at line {seen[key]}); every key, axes included, may appear once"
             )
         seen[key] = key_node.start_mark.line + 1
         loader.lines[key] = loader.lines.get(key, key_node.start_mark.line + 1)

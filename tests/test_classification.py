@@ -110,6 +110,25 @@ def test_distillation_term_gradients_and_lambda_zero(kind, small_data, tmp_path)
     assert zero["top1"] == plain["top1"]
 
 
+def test_teacher_from_a_checkpoint(small_data, tmp_path):
+    teacher_run = train(_cfg("sdt_tiny", small_data), out=tmp_path / "teacher", progress=False)
+    assert teacher_run["status"] == "ok"
+    ckpt = tmp_path / "teacher" / "checkpoints" / "last.pt"
+    state = torch.load(ckpt, weights_only=False)["model"]
+    torch.save({"model": state}, tmp_path / "teacher.pt")
+    cfg = _cfg(
+        "sdt_tiny",
+        small_data,
+        distill=DistillConfig(kind="kd", teacher="sdt_tiny", teacher_checkpoint=str(tmp_path / "teacher.pt")),
+    )
+    from bench.registry import create_model
+
+    dist = Distiller(cfg.distill, create_model("sdt_tiny", num_classes=10), 10, 32, torch.device("cpu"))
+    loaded = dist.teacher[0].state_dict()
+    assert all(torch.equal(loaded[k], state[k]) for k in state)
+    assert train(cfg, out=tmp_path / "student", progress=False)["status"] == "ok"
+
+
 def test_resume_after_interruption_matches_an_uninterrupted_run(small_data, tmp_path):
     cfg = _cfg("sdt_tiny", small_data, epochs=3, mixup=0.2)
     full = train(cfg, out=tmp_path / "full", progress=False)
