@@ -18,6 +18,7 @@ def _models(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from bench.images import generated_images
+    from bench.measure.size import weight_bits
     from bench.registry import create_model, list_models, model_entry
 
     names = list_models(args.pattern, family=args.family, tiny=True if args.tiny else None)
@@ -33,7 +34,7 @@ def _models(args: argparse.Namespace) -> int:
             family=entry.family,
             params_M=round(sum(p.numel() for p in model.parameters()) / 1e6, 3),
             params_M_paper=entry.paper.get("params_m"),
-            bits_w=getattr(model, "opts", None) and model.opts.bits,
+            bits_w=weight_bits(model),
             T=getattr(model, "T", None),
         )
         if args.forward:
