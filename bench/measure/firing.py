@@ -18,15 +18,6 @@ from bench.measure.hooks import HookSet
 from bench.nn.neurons import IELIF, BaseNeuron, Spikes
 
 
-def neuron_counts(neuron: BaseNeuron, out: Tensor | Spikes) -> Tensor:
-    """Spike counts ``[T, ...]`` of a neuron's output (binary, multi-bit values, or ``Spikes``)."""
-    if isinstance(out, Spikes):
-        return out.planes.sum(0)
-    if isinstance(neuron, IELIF):
-        return torch.round(out / neuron.spike_value)
-    return out
-
-
 def _per_step(neuron: BaseNeuron, out: Tensor | Spikes) -> tuple[Tensor, Tensor, int]:
     """Per-step spike counts and non-zero counts ``[T]``, and elements per step."""
     if isinstance(out, Spikes):
