@@ -68,7 +68,8 @@ def run_point(run_dir: str, config: dict, threads: int = 1, gpu: int | None = No
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     import torch
 
-    from tasks.classification.train import config_from_dict, train
+    from tasks.classification.config import config_from_dict
+    from tasks.classification.train import train
 
     torch.set_num_threads(threads)
     path = Path(run_dir)

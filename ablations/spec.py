@@ -28,7 +28,7 @@ import yaml
 
 from bench.errors import ConfigError
 from bench.registry import model_entry
-from tasks.classification.train import DistillConfig, TrainConfig, config_from_dict
+from tasks.classification.config import DistillConfig, TrainConfig, config_from_dict
 
 MODEL_OPTIONS = (
     "bits",

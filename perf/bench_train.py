@@ -12,7 +12,8 @@ import tempfile
 
 import torch
 
-from tasks.classification.train import DistillConfig, TrainConfig, train
+from tasks.classification.config import DistillConfig, TrainConfig
+from tasks.classification.train import train
 
 
 def main() -> None:

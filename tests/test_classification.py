@@ -10,7 +10,9 @@ import torch
 from bench.data.datasets import CifarDataset, ImageFolderDataset, build_datasets, resolve_data
 from bench.data.generate import write_cifar, write_imagenet_folder
 from bench.errors import ConfigError, DataError
-from tasks.classification.train import DistillConfig, Distiller, TrainConfig, train
+from tasks.classification.config import DistillConfig, TrainConfig
+from tasks.classification.distill import Distiller
+from tasks.classification.train import train
 
 
 @pytest.fixture(scope="module")

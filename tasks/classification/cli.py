@@ -20,7 +20,8 @@ OVERRIDES = (
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tasks.classification.train import DistillConfig, TrainConfig, train
+    from tasks.classification.config import DistillConfig, TrainConfig
+    from tasks.classification.train import train
 
     overrides = {k: getattr(args, k) for k, _ in OVERRIDES if getattr(args, k) is not None}
     distill = DistillConfig(

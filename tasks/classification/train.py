@@ -9,8 +9,6 @@ an interrupted run ends with the same weights and metrics as an uninterrupted on
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -20,7 +18,7 @@ import subprocess
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,75 +29,12 @@ from torch.utils.data import DataLoader, RandomSampler
 from tqdm import tqdm
 
 from bench.data.datasets import build_datasets, resolve_data
-from bench.errors import ConfigError, check_choice
+from bench.errors import ConfigError
 from bench.io import write_json_atomic
-from bench.measure.ops import count_macs
 from bench.measure.profile import profile_model
-from bench.nn.distill import QFDLoss, capture_qkv, fgd_loss, kd_loss
 from bench.registry import create_model, model_entry
-
-DISTILL_KINDS = ("none", "qfd", "fgd", "kd")
-OPTIMIZERS = ("adamw", "lamb")
-
-
-@dataclass
-class DistillConfig:
-    """Which distillation, against which teacher, with which weight."""
-
-    kind: str = "none"
-    teacher: str | None = None  # a registered model name
-    teacher_checkpoint: str | None = None  # a state_dict (or {"model": state_dict}) file for the teacher
-    teacher_overrides: dict = field(default_factory=dict)
-    weight: float = 0.5  # lambda
-    teacher_bits: int = 8  # QFD: bits of the quantized teacher feature
-    tau: float = 4.0  # KD temperature
-    projection: bool = False  # QFD: linear map when feature sizes differ
-
-
-@dataclass
-class TrainConfig:
-    """Everything that defines a classification run (hashed into its directory name)."""
-
-    model: str
-    data: str = "generated:imagenet-10"
-    overrides: dict = field(default_factory=dict)
-    epochs: int = 10
-    batch_size: int = 32
-    img_size: int | None = None
-    opt: str = "adamw"
-    lr: float = 2e-3
-    weight_decay: float = 0.05
-    warmup_epochs: float = 1.0
-    min_lr: float = 1e-5
-    label_smoothing: float = 0.1
-    mixup: float = 0.0
-    cutmix: float = 0.0
-    clip_grad: float | None = 5.0
-    hflip: float = 0.5
-    seed: int = 0
-    measure: bool = True
-    measure_batches: int = 2
-    distill: DistillConfig = field(default_factory=DistillConfig)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.distill, dict):
-            self.distill = DistillConfig(**self.distill)
-        check_choice("opt", self.opt, OPTIMIZERS)
-        check_choice("distill.kind", self.distill.kind, DISTILL_KINDS)
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ConfigError(
-                f"epochs={self.epochs}, batch_size={self.batch_size}: allowed values: integers >= 1"
-            )
-        if self.distill.weight < 0:
-            raise ConfigError(f"distill.weight={self.distill.weight} is not allowed; allowed values: >= 0")
-        if self.distill.kind != "none" and not (self.distill.teacher or self.distill.teacher_checkpoint):
-            raise ConfigError(
-                f"distill.kind={self.distill.kind!r} needs distill.teacher (a registered model name)"
-            )
-
-    def digest(self) -> str:
-        """Content hash of the config (names run directories)."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+from tasks.classification.config import TrainConfig
+from tasks.classification.distill import Distiller, WithFeatures, runner
 
 
 def environment(seed: int, device: torch.device) -> dict:
@@ -160,74 +95,6 @@ def accuracy(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> li
     top = logits.topk(min(max(ks), logits.shape[1]), dim=1).indices
     hits = top == target[:, None]
     return [100.0 * float(hits[:, : min(k, logits.shape[1])].any(1).float().mean()) for k in ks]
-
-
-class Distiller(nn.Module):
-    """The teacher (frozen, eval mode, no gradients) and the distillation term of the loss."""
-
-    def __init__(
-        self, cfg: DistillConfig, student: nn.Module, num_classes: int, img_size: int, device: torch.device
-    ) -> None:
-        super().__init__()
-        self.cfg = cfg
-        with torch.random.fork_rng():  # building the teacher must not shift the student's random stream
-            teacher = create_model(cfg.teacher, num_classes=num_classes, **cfg.teacher_overrides)
-        if cfg.teacher_checkpoint:
-            state = torch.load(cfg.teacher_checkpoint, map_location="cpu", weights_only=True)
-            teacher.load_state_dict(state.get("model", state))
-        self.teacher = [teacher.to(device).eval().requires_grad_(False)]  # a list: not a submodule
-        self.time = 0.0
-        probe = torch.zeros(2, 3, img_size, img_size, device=device)
-        self.teacher_macs = count_macs(teacher, probe[:1])[0]
-        self.qfd = None
-        if cfg.kind == "qfd":
-            was = student.training
-            with torch.no_grad():
-                s_dim = student.eval().forward_with_features(probe)[1].shape[1]
-                t_dim = teacher.forward_with_features(probe)[1].shape[1]
-            student.train(was)
-            self.qfd = QFDLoss(s_dim, t_dim, cfg.teacher_bits, cfg.projection).to(device)
-
-    def loss(self, student: nn.Module, x: Tensor, run: Runner | None = None) -> tuple[Tensor, Tensor]:
-        """Student logits and the (unweighted) distillation term for the batch ``x``; ``run(x, features)``
-        is the student's forward (a DDP wrapper under torchrun)."""
-        run = run or _runner(student)
-        teacher = self.teacher[0]
-        if self.cfg.kind == "fgd":
-            with capture_qkv(student) as s_qkv:
-                logits, _ = run(x, False)
-            start = time.perf_counter()
-            with torch.no_grad(), capture_qkv(teacher) as t_qkv:
-                teacher(x)
-            self.time += time.perf_counter() - start
-            return logits, fgd_loss(s_qkv, t_qkv)
-        logits, feat = run(x, True)
-        start = time.perf_counter()
-        with torch.no_grad():
-            t_logits, t_feat = teacher.forward_with_features(x)
-        self.time += time.perf_counter() - start
-        if self.cfg.kind == "kd":
-            return logits, kd_loss(logits, t_logits, self.cfg.tau)
-        return logits, self.qfd(feat, t_feat)
-
-
-Runner = Callable[[Tensor, bool], tuple[Tensor, Tensor | None]]
-
-
-class _WithFeatures(nn.Module):
-    """Logits (and the pooled feature) through ``__call__``, so DistributedDataParallel sees the forward."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: Tensor, features: bool = False) -> tuple[Tensor, Tensor | None]:
-        return self.model.forward_with_features(x) if features else (self.model(x), None)
-
-
-def _runner(model: nn.Module) -> Runner:
-    wrapped = _WithFeatures(model)
-    return lambda x, features: wrapped(x, features)
 
 
 @dataclass
@@ -363,12 +230,12 @@ def train(
 def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train_set, eval_set, ddp) -> dict:
     _seed_all(cfg.seed)
     model = create_model(cfg.model, num_classes=spec.num_classes, **cfg.overrides).to(dev)
-    run = _runner(model)
+    run = runner(model)
     if ddp.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
         wrapped = DistributedDataParallel(
-            _WithFeatures(model), device_ids=[dev.index] if dev.type == "cuda" else None
+            WithFeatures(model), device_ids=[dev.index] if dev.type == "cuda" else None
         )
         run = lambda x, features: wrapped(x, features)  # noqa: E731
         _seed_all(cfg.seed + 1000 * ddp.rank)  # different augmentation on every rank
@@ -528,19 +395,3 @@ def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train
         else dict(name=cfg.distill.teacher, macs_G=distiller.teacher_macs / 1e9, time_s=distiller.time),
         config_digest=cfg.digest(),
     )
-
-
-def config_from_dict(d: dict) -> TrainConfig:
-    """A TrainConfig from a plain dict; unknown keys are a one-line error naming the allowed ones."""
-    allowed = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(d) - allowed)
-    if unknown:
-        raise ConfigError(f"unknown field {unknown[0]!r}; allowed fields: {', '.join(sorted(allowed))}")
-    if isinstance(d.get("distill"), dict):
-        allowed_d = {f.name for f in dataclasses.fields(DistillConfig)}
-        bad = sorted(set(d["distill"]) - allowed_d)
-        if bad:
-            raise ConfigError(
-                f"unknown field 'distill.{bad[0]}'; allowed fields: {', '.join(sorted(allowed_d))}"
-            )
-    return TrainConfig(**d)

@@ -1,0 +1,89 @@
+"""What defines a classification run: TrainConfig (hashed into the run folder name) and DistillConfig."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+from bench.errors import ConfigError, check_choice
+
+DISTILL_KINDS = ("none", "qfd", "fgd", "kd")
+OPTIMIZERS = ("adamw", "lamb")
+
+
+@dataclass
+class DistillConfig:
+    """Which distillation, against which teacher, with which weight."""
+
+    kind: str = "none"
+    teacher: str | None = None  # a registered model name
+    teacher_checkpoint: str | None = None  # a state_dict (or {"model": state_dict}) file for the teacher
+    teacher_overrides: dict = field(default_factory=dict)
+    weight: float = 0.5  # lambda
+    teacher_bits: int = 8  # QFD: bits of the quantized teacher feature
+    tau: float = 4.0  # KD temperature
+    projection: bool = False  # QFD: linear map when feature sizes differ
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a classification run (hashed into its directory name)."""
+
+    model: str
+    data: str = "generated:imagenet-10"
+    overrides: dict = field(default_factory=dict)
+    epochs: int = 10
+    batch_size: int = 32
+    img_size: int | None = None
+    opt: str = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    min_lr: float = 1e-5
+    label_smoothing: float = 0.1
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    clip_grad: float | None = 5.0
+    hflip: float = 0.5
+    seed: int = 0
+    measure: bool = True
+    measure_batches: int = 2
+    distill: DistillConfig = field(default_factory=DistillConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.distill, dict):
+            self.distill = DistillConfig(**self.distill)
+        check_choice("opt", self.opt, OPTIMIZERS)
+        check_choice("distill.kind", self.distill.kind, DISTILL_KINDS)
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ConfigError(
+                f"epochs={self.epochs}, batch_size={self.batch_size}: allowed values: integers >= 1"
+            )
+        if self.distill.weight < 0:
+            raise ConfigError(f"distill.weight={self.distill.weight} is not allowed; allowed values: >= 0")
+        if self.distill.kind != "none" and not (self.distill.teacher or self.distill.teacher_checkpoint):
+            raise ConfigError(
+                f"distill.kind={self.distill.kind!r} needs distill.teacher (a registered model name)"
+            )
+
+    def digest(self) -> str:
+        """Content hash of the config (names run directories)."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    """A TrainConfig from a plain dict; unknown keys are a one-line error naming the allowed ones."""
+    allowed = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown field {unknown[0]!r}; allowed fields: {', '.join(sorted(allowed))}")
+    if isinstance(d.get("distill"), dict):
+        allowed_d = {f.name for f in dataclasses.fields(DistillConfig)}
+        bad = sorted(set(d["distill"]) - allowed_d)
+        if bad:
+            raise ConfigError(
+                f"unknown field 'distill.{bad[0]}'; allowed fields: {', '.join(sorted(allowed_d))}"
+            )
+    return TrainConfig(**d)

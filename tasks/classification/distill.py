@@ -1,0 +1,82 @@
+"""The teacher side of distillation: a frozen teacher and the QFD / FGD / KD term of the loss."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from bench.measure.ops import count_macs
+from bench.nn.distill import QFDLoss, capture_qkv, fgd_loss, kd_loss
+from bench.registry import create_model
+from tasks.classification.config import DistillConfig
+
+
+class Distiller(nn.Module):
+    """The teacher (frozen, eval mode, no gradients) and the distillation term of the loss."""
+
+    def __init__(
+        self, cfg: DistillConfig, student: nn.Module, num_classes: int, img_size: int, device: torch.device
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg
+        with torch.random.fork_rng():  # building the teacher must not shift the student's random stream
+            teacher = create_model(cfg.teacher, num_classes=num_classes, **cfg.teacher_overrides)
+        if cfg.teacher_checkpoint:
+            state = torch.load(cfg.teacher_checkpoint, map_location="cpu", weights_only=True)
+            teacher.load_state_dict(state.get("model", state))
+        self.teacher = [teacher.to(device).eval().requires_grad_(False)]  # a list: not a submodule
+        self.time = 0.0
+        probe = torch.zeros(2, 3, img_size, img_size, device=device)
+        self.teacher_macs = count_macs(teacher, probe[:1])[0]
+        self.qfd = None
+        if cfg.kind == "qfd":
+            was = student.training
+            with torch.no_grad():
+                s_dim = student.eval().forward_with_features(probe)[1].shape[1]
+                t_dim = teacher.forward_with_features(probe)[1].shape[1]
+            student.train(was)
+            self.qfd = QFDLoss(s_dim, t_dim, cfg.teacher_bits, cfg.projection).to(device)
+
+    def loss(self, student: nn.Module, x: Tensor, run: Runner | None = None) -> tuple[Tensor, Tensor]:
+        """Student logits and the (unweighted) distillation term for the batch ``x``; ``run(x, features)``
+        is the student's forward (a DDP wrapper under torchrun)."""
+        run = run or runner(student)
+        teacher = self.teacher[0]
+        if self.cfg.kind == "fgd":
+            with capture_qkv(student) as s_qkv:
+                logits, _ = run(x, False)
+            start = time.perf_counter()
+            with torch.no_grad(), capture_qkv(teacher) as t_qkv:
+                teacher(x)
+            self.time += time.perf_counter() - start
+            return logits, fgd_loss(s_qkv, t_qkv)
+        logits, feat = run(x, True)
+        start = time.perf_counter()
+        with torch.no_grad():
+            t_logits, t_feat = teacher.forward_with_features(x)
+        self.time += time.perf_counter() - start
+        if self.cfg.kind == "kd":
+            return logits, kd_loss(logits, t_logits, self.cfg.tau)
+        return logits, self.qfd(feat, t_feat)
+
+
+Runner = Callable[[Tensor, bool], tuple[Tensor, Tensor | None]]
+
+
+class WithFeatures(nn.Module):
+    """Logits (and the pooled feature) through ``__call__``, so DistributedDataParallel sees the forward."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: Tensor, features: bool = False) -> tuple[Tensor, Tensor | None]:
+        return self.model.forward_with_features(x) if features else (self.model(x), None)
+
+
+def runner(model: nn.Module) -> Runner:
+    wrapped = WithFeatures(model)
+    return lambda x, features: wrapped(x, features)
