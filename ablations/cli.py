@@ -60,7 +60,17 @@ def _sweep(args: argparse.Namespace) -> int:
     status = run_sweep(spec, executor, root, retry=args.action == "retry", progress=not args.quiet)
     failed = [k for k, v in status.items() if v == "failed"]
     if args.table and len(failed) < len(status):
-        _write_table(spec, root, Path(args.table))
+        from ablations.store import collect
+
+        _emit_table(
+            collect(root),
+            list(spec.axes),
+            spec.metrics,
+            spec.baseline or None,
+            spec.axes,
+            Path(args.table),
+            spec.name,
+        )
     print(
         f"sweep {spec.name}: {sum(v == 'ok' for v in status.values())} ok, {len(failed)} failed "
         f"of {len(status)} points in {root}"
@@ -71,14 +81,20 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0 if not failed else 1
 
 
-def _write_table(spec, root: Path, out_dir: Path) -> None:
-    from ablations.store import collect
+def _emit_table(
+    df,
+    axes: list[str],
+    metrics: list[str],
+    baseline: dict | None,
+    order: dict | None,
+    out_dir: Path,
+    name: str,
+) -> None:
+    """Build, write (CSV/MD/LaTeX) and print an ablation table."""
     from ablations.tables import ablation_table, to_markdown, write_table
 
-    table, best = ablation_table(
-        collect(root), list(spec.axes), spec.metrics, spec.baseline or None, spec.axes
-    )
-    paths = write_table(table, best, out_dir, stem=spec.name, caption=f"Ablation {spec.name}")
+    table, best = ablation_table(df, axes, metrics, baseline, order)
+    paths = write_table(table, best, out_dir, stem=name, caption=f"Ablation {name}")
     print(to_markdown(table, best))
     print("wrote " + ", ".join(map(str, paths)), file=sys.stderr)
 
@@ -115,7 +131,6 @@ def _table(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from ablations.store import collect
-    from ablations.tables import ablation_table, to_markdown, write_table
 
     src = Path(args.source)
     spec_info: dict = {}
@@ -133,17 +148,8 @@ def _table(args: argparse.Namespace) -> int:
     metrics = args.metrics or spec_info.get("metrics") or ["top1"]
     baseline = _params(args.baseline) if args.baseline else spec_info.get("baseline") or None
     order = spec_info.get("axes") if isinstance(spec_info.get("axes"), dict) else None
-    table, best = ablation_table(df, axes, metrics, baseline, order)
     out_dir = Path(args.out) if args.out else Path("results") / "tables"
-    paths = write_table(
-        table,
-        best,
-        out_dir,
-        stem=spec_info.get("name", "ablation"),
-        caption=f"Ablation {spec_info.get('name', '')}".strip(),
-    )
-    print(to_markdown(table, best))
-    print("wrote " + ", ".join(map(str, paths)), file=sys.stderr)
+    _emit_table(df, axes, metrics, baseline, order, out_dir, spec_info.get("name", "ablation"))
     return 0
 
 

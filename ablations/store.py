@@ -64,14 +64,12 @@ def collect(root: str | Path) -> pd.DataFrame:
 
 def write_results(df: pd.DataFrame, out: str | Path) -> Path:
     """CSV or Parquet by the file suffix (written atomically)."""
-    from bench.io import write_text_atomic
+    from bench.io import atomic_path, write_text_atomic
 
     out = Path(out)
     if out.suffix == ".parquet":
-        tmp = out.with_name(f".{out.name}.tmp")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        df.to_parquet(tmp, index=False)
-        tmp.replace(out)
+        with atomic_path(out) as tmp:
+            df.to_parquet(tmp, index=False)
         return out
     if out.suffix != ".csv":
         raise ConfigError(f"--out={out}: allowed suffixes: .csv, .parquet")

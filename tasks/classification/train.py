@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from bench.data.datasets import build_datasets, resolve_data
 from bench.errors import ConfigError
-from bench.io import write_json_atomic
+from bench.io import atomic_path, write_json_atomic
 from bench.measure.profile import profile_model
 from bench.registry import create_model, model_entry
 from tasks.classification.config import TrainConfig
@@ -84,10 +84,8 @@ def _seed_all(seed: int) -> None:
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def accuracy(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> list[float]:
