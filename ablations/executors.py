@@ -48,7 +48,7 @@ class LocalPool:
 
     def run(self, tasks: list[Task], report: Report) -> None:
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["torch", "timm", "tasks.classification.train", "ablations.runner"])
+        ctx.set_forkserver_preload(["torch", "timm", "tasks", "ablations.runner"])
         pending = list(tasks)
         running: dict = {}
         free = list(range(self.workers))
@@ -58,7 +58,7 @@ class LocalPool:
                 gpu = slot % self.gpus if self.gpus else None
                 proc = ctx.Process(
                     target=run_point,
-                    args=(task.run_dir, task.config, self.threads, gpu),
+                    args=(task.run_dir, task.config, self.threads, gpu, task.task),
                     name=f"spikebench-{task.name}",
                 )
                 proc.start()
@@ -93,7 +93,14 @@ class SubmititPool:
         for i in range(0, len(tasks), step):
             chunk = tasks[i : i + step]
             threads = [_threads(self.workers)] * len(chunk)
-            jobs = ex.map_array(run_point, [t.run_dir for t in chunk], [t.config for t in chunk], threads)
+            jobs = ex.map_array(
+                run_point,
+                [t.run_dir for t in chunk],
+                [t.config for t in chunk],
+                threads,
+                [None] * len(chunk),
+                [t.task for t in chunk],
+            )
             for j, (job, task) in enumerate(zip(jobs, chunk, strict=True)):
                 try:
                     job.result()
@@ -123,7 +130,7 @@ class RayPool:
         try:
             gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
             remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(run_point)
-            refs = {remote.remote(t.run_dir, t.config, _threads(self.workers)): t for t in tasks}
+            refs = {remote.remote(t.run_dir, t.config, _threads(self.workers), None, t.task): t for t in tasks}
             while refs:
                 ready, _ = ray.wait(list(refs), num_returns=1)
                 task = refs.pop(ready[0])

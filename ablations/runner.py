@@ -61,15 +61,16 @@ def point_status(run_dir: Path) -> str:
     return "pending"
 
 
-def run_point(run_dir: str, config: dict, threads: int = 1, gpu: int | None = None) -> dict:
-    """Run one point in this process (called inside a worker process by every executor)."""
+def run_point(
+    run_dir: str, config: dict, threads: int = 1, gpu: int | None = None, task: str = "classification"
+) -> dict:
+    """Run one point of ``task`` in this process (called inside a worker process by every executor)."""
     _die_with_parent()
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     import torch
 
-    from tasks.classification.config import config_from_dict
-    from tasks.classification.train import train
+    from tasks import get_task
 
     torch.set_num_threads(threads)
     path = Path(run_dir)
@@ -80,8 +81,8 @@ def run_point(run_dir: str, config: dict, threads: int = 1, gpu: int | None = No
         except BlockingIOError:
             return dict(status="running", reason="another runner holds this point")
         try:
-            return train(config_from_dict(config), out=path, progress=False)
-        except Exception as err:  # train() has written the failed record
+            return get_task(task).run(config, path, progress=False)
+        except Exception as err:  # the task has written the failed record
             return dict(status="failed", reason=f"{type(err).__name__}: {err}".splitlines()[0])
 
 
@@ -99,6 +100,7 @@ class Task:
     name: str
     run_dir: str
     config: dict
+    task: str = "classification"
 
 
 def plan(spec: SweepSpec, root: Path, retry: bool = False) -> tuple[list[Task], dict[str, str]]:
@@ -111,7 +113,7 @@ def plan(spec: SweepSpec, root: Path, retry: bool = False) -> tuple[list[Task], 
         if st == "pending" or (st == "failed" and retry):
             if st == "failed":
                 (d / "result.json").unlink(missing_ok=True)
-            tasks.append(Task(p.name, str(d), p.config))
+            tasks.append(Task(p.name, str(d), p.config, p.task))
     return tasks, status
 
 
@@ -126,6 +128,7 @@ def run_sweep(
         root / "spec.json",
         dict(
             name=spec.name,
+            task=spec.task,
             path=str(spec.path),
             axes=spec.axes,
             mode=spec.mode,

@@ -28,7 +28,7 @@ import yaml
 
 from bench.errors import ConfigError
 from bench.registry import model_entry
-from tasks.classification.config import DistillConfig, TrainConfig, config_from_dict
+from tasks import available_tasks, get_task
 
 MODEL_OPTIONS = (
     "bits",
@@ -41,11 +41,15 @@ MODEL_OPTIONS = (
     "levels",
     "rectify",
 )
-RUN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("overrides", "distill"))
-DISTILL_FIELDS = tuple(f.name for f in dataclasses.fields(DistillConfig))
 ALIASES = {"distill.lambda": "distill.weight"}
 SPEC_KEYS = ("name", "task", "base", "axes", "mode", "exclude", "baseline", "metrics", "executor")
-TASKS = ("classification",)
+
+
+def task_fields(task: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The run fields and the distillation fields of ``task``'s config."""
+    t = get_task(task)
+    run = tuple(f.name for f in dataclasses.fields(t.config_cls) if f.name not in ("overrides", "distill"))
+    return run, tuple(f.name for f in dataclasses.fields(t.distill_cls))
 
 
 class SpecError(ConfigError):
@@ -73,19 +77,20 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def canonical_field(name: str) -> str:
+def canonical_field(name: str, task: str = "classification") -> str:
     """The config path of an axis or base field (``bits`` -> ``overrides.bits``)."""
+    run_fields, distill_fields = task_fields(task)
     name = ALIASES.get(name, name)
     if name in MODEL_OPTIONS:
         return f"overrides.{name}"
     if name.startswith("overrides.") and name.split(".", 1)[1] in MODEL_OPTIONS:
         return name
-    if name.startswith("distill.") and name.split(".", 1)[1] in DISTILL_FIELDS:
+    if name.startswith("distill.") and name.split(".", 1)[1] in distill_fields:
         return name
-    if name in RUN_FIELDS:
+    if name in run_fields:
         return name
     allowed = sorted(
-        MODEL_OPTIONS + RUN_FIELDS + tuple(f"distill.{f}" for f in DISTILL_FIELDS) + ("distill.lambda",)
+        MODEL_OPTIONS + run_fields + tuple(f"distill.{f}" for f in distill_fields) + ("distill.lambda",)
     )
     raise ConfigError(f"unknown field {name!r}; allowed fields: {', '.join(allowed)}")
 
@@ -105,14 +110,16 @@ class Point:
 
     values: dict
     config: dict
+    task: str = "classification"
 
     @property
-    def train_config(self) -> TrainConfig:
-        return config_from_dict(copy.deepcopy(self.config))
+    def run_config(self):
+        """The task's validated config object of this point."""
+        return get_task(self.task).config_from_dict(copy.deepcopy(self.config))
 
     @property
     def digest(self) -> str:
-        return self.train_config.digest()
+        return self.run_config.digest()
 
     @property
     def name(self) -> str:
@@ -149,8 +156,8 @@ class SweepSpec:
                 continue
             config = copy.deepcopy(self.base)
             for k, v in values.items():
-                _set(config, canonical_field(k), v)
-            out.append(Point(values, config))
+                _set(config, canonical_field(k, self.task), v)
+            out.append(Point(values, config, self.task))
         return out
 
 
@@ -181,9 +188,10 @@ def load_spec(path: str | Path, validate_models: bool = True) -> SweepSpec:
                 f"{_where(path, lines, key)}: unknown key {key!r}; allowed keys: {', '.join(SPEC_KEYS)}"
             )
     task = raw.get("task", "classification")
-    if task not in TASKS:
+    if task not in available_tasks():
         raise SpecError(
-            f"{_where(path, lines, 'task')}: task={task!r} is not allowed; allowed values: {', '.join(TASKS)}"
+            f"{_where(path, lines, 'task')}: task={task!r} is not allowed; "
+            f"allowed values: {', '.join(available_tasks())}"
         )
     base = raw.get("base") or {}
     axes = raw.get("axes") or {}
@@ -195,7 +203,7 @@ def load_spec(path: str | Path, validate_models: bool = True) -> SweepSpec:
     for name, values in axes.items():
         where = _where(path, lines, name)
         try:
-            canon = canonical_field(name)
+            canon = canonical_field(name, task)
         except ConfigError as err:
             raise SpecError(f"{where}: axes: {err}") from None
         if canon in canon_seen:
@@ -240,29 +248,29 @@ def load_spec(path: str | Path, validate_models: bool = True) -> SweepSpec:
     for p in points:
         culprit = next(iter(p.values), "base")
         try:
-            cfg = p.train_config
+            cfg = p.run_config
             key = json.dumps([cfg.model, cfg.overrides], sort_keys=True)
             if validate_models and key not in checked:
                 _check_model(cfg)
                 checked.add(key)
         except ConfigError as err:
-            line_key = _culprit(err, p.values) or culprit
+            line_key = _culprit(err, p.values, task) or culprit
             raise SpecError(f"{_where(path, lines, line_key)}: {err}") from None
     return spec
 
 
-def _culprit(err: ConfigError, values: dict) -> str | None:
+def _culprit(err: ConfigError, values: dict, task: str) -> str | None:
     text = str(err)
     if text.startswith("unknown model"):
         return "model"
     for k in values:
-        short = canonical_field(k).split(".")[-1]
+        short = canonical_field(k, task).split(".")[-1]
         if text.startswith(f"{short}=") or f"{k}" in text.split(";")[0]:
             return k
     return None
 
 
-def _check_model(cfg: TrainConfig) -> None:
+def _check_model(cfg) -> None:
     """Build the point's model on the meta device: unknown names and bad options fail here, cheaply."""
     import torch
 

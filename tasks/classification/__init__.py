@@ -1,6 +1,24 @@
 """Image classification: training, evaluation and distillation of any registered backbone."""
 
+from pathlib import Path
+
+from tasks.api import TaskDef
 from tasks.classification.config import DistillConfig, TrainConfig, config_from_dict
 from tasks.classification.train import train
 
-__all__ = ["DistillConfig", "TrainConfig", "config_from_dict", "train"]
+
+def run(config: dict, out: Path, progress: bool = False) -> dict:
+    """Run (or resume) one classification point into ``out``."""
+    return train(config_from_dict(config), out=out, progress=progress)
+
+
+TASK = TaskDef(
+    name="classification",
+    config_cls=TrainConfig,
+    distill_cls=DistillConfig,
+    config_from_dict=config_from_dict,
+    run=run,
+    metrics=("top1", "top5"),
+)
+
+__all__ = ["TASK", "DistillConfig", "TrainConfig", "config_from_dict", "train"]

@@ -1,4 +1,4 @@
-"""``spikebench train classification ...`` (registered through the ``spikebench.commands`` entry point)."""
+"""``spikebench train classification ...`` (added to the CLI by ``tasks/cli.py``)."""
 
 from __future__ import annotations
 
@@ -64,10 +64,9 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``train`` subcommand to the spikebench CLI."""
-    p = sub.add_parser("train", help="train and evaluate a backbone on a task (classification)")
-    p.add_argument("task", choices=["classification"])
+def register_train(sub: argparse._SubParsersAction) -> None:
+    """Add ``classification`` under ``spikebench train``."""
+    p = sub.add_parser("classification", help="ImageNet-style classification (folder or CIFAR pickles)")
     p.add_argument("--model", required=True, help="registered model name (see `spikebench models`)")
     p.add_argument(
         "--data",

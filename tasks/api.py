@@ -1,0 +1,30 @@
+"""The one interface every task implements: run a point (a config dict) into a directory → its record.
+
+The sweep runner, the results store and the tables only ever see this interface, so none of them names a
+task. A task's ``run`` writes ``result.json`` in the run directory (atomically) with at least
+``status`` (``ok`` / ``failed``), ``reason`` when failed, ``task``, ``model`` and its metrics, and returns it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TaskDef:
+    """What the runner needs to know of a task."""
+
+    name: str
+    config_cls: type  # dataclass of a run: has ``model``, ``overrides``, ``seed``, ``distill``; ``digest()``
+    distill_cls: type  # dataclass of the distillation part (``kind``, ``weight`` = lambda, ...)
+    config_from_dict: Callable[[dict], Any]  # a validated config; bad input raises a one-line ConfigError
+    run: Callable[..., dict]  # run(config: dict, out: Path, progress: bool = False) -> result record
+    metrics: tuple[str, ...]  # metric keys of result.json, the primary one first
+
+
+def run_config(task: TaskDef, config: dict, out: str | Path, progress: bool = False) -> dict:
+    """Run ``config`` of ``task`` into ``out``; returns the record."""
+    return task.run(config, Path(out), progress=progress)
