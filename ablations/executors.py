@@ -130,7 +130,8 @@ class RayPool:
         try:
             gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
             remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(run_point)
-            refs = {remote.remote(t.run_dir, t.config, _threads(self.workers), None, t.task): t for t in tasks}
+            threads = _threads(self.workers)
+            refs = {remote.remote(t.run_dir, t.config, threads, None, t.task): t for t in tasks}
             while refs:
                 ready, _ = ray.wait(list(refs), num_returns=1)
                 task = refs.pop(ready[0])
