@@ -226,3 +226,53 @@ def test_sdt_v2_distillation_head_is_folded(tmp_path) -> None:
     loaded = bench.create_model("sdtv2_tiny", checkpoint=str(tmp_path / "kd.pth"))
     assert torch.equal(loaded.head.weight, (w + w.flip(0)) / 2)
     assert loaded.checkpoint_report["notes"]
+
+
+def _paper_csv(path) -> str:
+    header = "system,paper,arxiv,task,dataset,model,variant,metric,value,unit,params_m,flops_g,bits_w,bits_a,"
+    header += "timesteps,energy_mj,source_table,note\n"
+    row = "QSD-Transformer,QSD (ICLR 2025),2501.13492,classification,ImageNet-1K,QSD-Transformer,"
+    row += '"headline (W4 / binary spike / T=4)",top1,80.3,%,,,4,1,4,,Abstract,test copy\n'
+    path.write_text(header + row)
+    return str(path)
+
+
+def test_eval_cli_writes_record_and_compares_with_the_paper(tmp_path, capsys) -> None:
+    import argparse
+    import json
+
+    from tasks.classification.cli import register_eval
+    from tasks.classification.eval import paper_rows, print_comparison
+
+    model, _ = _build("qsd")
+    path = tmp_path / "qsd_official.pth"
+    torch.save({"model": to_official(keymap_for("qsd", model), model)}, path)
+    parser = argparse.ArgumentParser()
+    register_eval(parser.add_subparsers())
+    argv = ["classification", "--model", "qsd_tiny", "--neuron", "relu", "--checkpoint", str(path)]
+    argv += ["--data", "generated:imagenet-10", "--limit", "20", "--batch-size", "10", "--out", str(tmp_path)]
+    args = parser.parse_args(argv + ["--paper-csv", _paper_csv(tmp_path / "paper.csv")])
+    assert args.func(args) == 0
+    rec = json.loads((tmp_path / "eval.json").read_text())
+    assert rec["status"] == "ok" and rec["images"] == 20 and 0 <= rec["metrics"]["top1"] <= 100
+    assert rec["checkpoint"]["layout"] == "qsd" and rec["checkpoint"]["dropped_values"] > 0
+    assert rec["efficiency"]["MACs_G"] > 0 and rec["preprocess"]["crop_pct"] == 0.875
+    assert rec["paper"] is None  # a tiny model has no published row
+    assert "(measured)" in capsys.readouterr().out
+    # a paper model: the explicit row mapping and the labelled comparison
+    rows = paper_rows("qsd_8_512", 1, tmp_path / "paper.csv")
+    assert [(r["metric"], r["value"]) for r in rows] == [("top1", "80.3")]
+    rec = dict(rec, model="qsd_8_512", metrics=dict(top1=79.1, top5=94.0))
+    rec["paper"] = dict(rows=[dict(metric="top1", paper=80.3, measured=79.1, delta=-1.2, paper_row="QSD")])
+    print_comparison(rec)
+    out = capsys.readouterr().out
+    assert "paper" in out and "measured" in out and "-1.20" in out
+
+
+def test_every_paper_mapping_resolves_in_the_reference_csv() -> None:
+    from tasks.classification.eval import PAPER_ROWS, default_paper_csv, paper_rows
+
+    csv_path = default_paper_csv()
+    missing = [n for n in PAPER_ROWS if not paper_rows(n, 4, csv_path)]
+    assert not missing, f"{csv_path}: no row for {missing}"
+    assert [r["value"] for r in paper_rows("sdt_8_512", 1, csv_path)] == ["71.68"]  # T picks the row
