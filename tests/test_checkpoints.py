@@ -276,3 +276,27 @@ def test_every_paper_mapping_resolves_in_the_reference_csv() -> None:
     missing = [n for n in PAPER_ROWS if not paper_rows(n, 4, csv_path)]
     assert not missing, f"{csv_path}: no row for {missing}"
     assert [r["value"] for r in paper_rows("sdt_8_512", 1, csv_path)] == ["71.68"]  # T picks the row
+
+
+def test_training_starts_from_an_official_checkpoint(tmp_path) -> None:
+    from bench.data.generate import write_imagenet_folder
+    from tasks.classification.config import TrainConfig
+    from tasks.classification.train import train
+
+    data = write_imagenet_folder(tmp_path / "in10", 10, 2, 1, size=32, seed=3)
+    model, _ = _build("sdt_v1")
+    path = tmp_path / "sdt.pth"
+    torch.save({"model": to_official(keymap_for("sdt_v1", model), model)}, path)
+    cfg = TrainConfig(
+        model="sdt_tiny",
+        data=str(data),
+        overrides=dict(neuron="relu"),
+        epochs=1,
+        batch_size=20,
+        measure=False,
+    )
+    assert cfg.digest() == TrainConfig(**{**cfg.as_dict(), "checkpoint": None}).digest()
+    tuned = TrainConfig(**{**cfg.as_dict(), "checkpoint": str(path)})
+    assert tuned.digest() != cfg.digest()  # the checkpoint is part of the run's identity
+    result = train(tuned, out=tmp_path / "run", progress=False)
+    assert result["status"] == "ok" and result["checkpoint"]["layout"] == "sdt_v1"
