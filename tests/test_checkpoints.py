@@ -61,6 +61,17 @@ OFFICIAL_KEYS = {
         "final_conv.conv.weight": (320, 80, 1, 1),
         "head.fc.weight": (10, 320),
     },
+    "cvnets_mobilevit": {  # mobilevit_tiny = MobileViT-XXS (layer_3: 48 channels, transformer 64, ffn 128)
+        "conv_1.block.conv.weight": (16, 3, 3, 3),
+        "layer_1.0.block.exp_1x1.block.norm.running_var": (32,),
+        "layer_3.1.local_rep.conv_1x1.block.conv.weight": (64, 48, 1, 1),
+        "layer_3.1.global_rep.1.pre_norm_mha.1.qkv_proj.weight": (192, 64),
+        "layer_3.1.global_rep.0.pre_norm_ffn.1.weight": (128, 64),
+        "layer_3.1.global_rep.2.weight": (64,),
+        "layer_3.1.fusion.block.conv.weight": (48, 96, 3, 3),
+        "conv_1x1_exp.block.conv.weight": (320, 80, 1, 1),
+        "classifier.fc.weight": (10, 320),
+    },
     "snap_efficientformer": {  # efficientformer_l1 at 64 px
         "patch_embed.0.weight": (24, 3, 3, 3),
         "patch_embed.4.running_var": (48,),
@@ -79,6 +90,7 @@ LAYOUT_CASES = {
     "sdt_v2": ("sdtv2_tiny", dict(neuron="relu"), 32),
     "qsd": ("qsd_tiny", dict(neuron="relu"), 32),
     "timm": ("mobilevit_tiny", {}, 64),
+    "cvnets_mobilevit": ("mobilevit_tiny", {}, 64),
     "snap_efficientformer": ("efficientformer_l1", dict(img_size=64, num_classes=10), 64),
 }
 SAMPLE = 6  # perturbed tensors per layout (plus every reshaped or re-named special tensor)

@@ -3,9 +3,9 @@
 A file is a state dict, or a dict holding one under ``model``, ``state_dict`` or ``model_ema`` (DDP's
 ``module.`` prefix is stripped). Its layout is detected from its names: ``spikebench`` (our own names,
 e.g. a run's ``checkpoints/last.pt``) or one official layout per module of this package (``sdt_v1``,
-``sdt_v2``, ``qsd``, ``timm``, ``snap_efficientformer``). Every tensor must be used: a missing, unexpected or
-mis-shaped key is a one-line ``ConfigError``; tensors the official forward never reads are dropped by name
-and listed in the returned report.
+``sdt_v2``, ``qsd``, ``timm``, ``snap_efficientformer``, ``cvnets_mobilevit``). Every tensor must be used:
+a missing, unexpected or mis-shaped key is a one-line ``ConfigError``; tensors the official forward never
+reads are dropped by name and listed in the returned report.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from bench.checkpoints import qsd, sdt_v1, sdt_v2, snap, timm_files
+from bench.checkpoints import cvnets, qsd, sdt_v1, sdt_v2, snap, timm_files
 from bench.checkpoints.keymap import KeyMap, to_official, to_ours
 from bench.errors import ConfigError
 
-LAYOUTS = {m.LAYOUT: m for m in (sdt_v1, sdt_v2, qsd, timm_files, snap)}
+LAYOUTS = {m.LAYOUT: m for m in (sdt_v1, sdt_v2, qsd, timm_files, snap, cvnets)}
 WRAPPERS = ("model", "state_dict", "model_ema", "state_dict_ema")
 
 __all__ = ["LAYOUTS", "keymap_for", "load_checkpoint", "read_state_dict", "to_official"]
