@@ -262,11 +262,22 @@ def test_eval_cli_writes_record_and_compares_with_the_paper(tmp_path, capsys) ->
     parser = argparse.ArgumentParser()
     register_eval(parser.add_subparsers())
     argv = ["classification", "--model", "qsd_tiny", "--neuron", "relu", "--checkpoint", str(path)]
-    argv += ["--data", "generated:imagenet-10", "--limit", "20", "--batch-size", "10", "--out", str(tmp_path)]
-    args = parser.parse_args(argv + ["--paper-csv", _paper_csv(tmp_path / "paper.csv")])
+    argv += [
+        "--data",
+        "generated:imagenet-10",
+        "--limit",
+        "12",
+        "--batch-size",
+        "4",
+        "--measure-batches",
+        "1",
+    ]
+    args = parser.parse_args(
+        argv + ["--out", str(tmp_path), "--paper-csv", _paper_csv(tmp_path / "paper.csv")]
+    )
     assert args.func(args) == 0
     rec = json.loads((tmp_path / "eval.json").read_text())
-    assert rec["status"] == "ok" and rec["images"] == 20 and 0 <= rec["metrics"]["top1"] <= 100
+    assert rec["status"] == "ok" and rec["images"] == 12 and 0 <= rec["metrics"]["top1"] <= 100
     assert rec["checkpoint"]["layout"] == "qsd" and rec["checkpoint"]["dropped_values"] > 0
     assert rec["efficiency"]["MACs_G"] > 0 and rec["preprocess"]["crop_pct"] == 0.875
     assert rec["paper"] is None  # a tiny model has no published row

@@ -121,6 +121,7 @@ def _eval(args: argparse.Namespace) -> int:
         workers=args.workers,
         limit=args.limit,
         measure=not args.no_measure,
+        measure_batches=args.measure_batches,
         paper_csv=args.paper_csv,
         overrides=overrides,
     )
@@ -147,6 +148,7 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
     p.add_argument("--no-measure", action="store_true", help="skip the efficiency measurement")
+    p.add_argument("--measure-batches", type=int, default=2, help="batches for the efficiency measurement")
     p.add_argument("--paper-csv", default=None, help="paper_results.csv (default: ../shared/reference/)")
     p.add_argument("--out", default=None, help="folder for eval.json")
     p.set_defaults(func=_eval)

@@ -139,6 +139,7 @@ def evaluate_checkpoint(
     workers: int = 0,
     limit: int | None = None,
     measure: bool = True,
+    measure_batches: int = 2,
     paper_csv: str | Path | None = None,
     overrides: dict | None = None,
 ) -> dict:
@@ -158,7 +159,7 @@ def evaluate_checkpoint(
     for x, y in loader:
         a1, a5 = accuracy(model(x), y)
         top1, top5, n = top1 + a1 * len(y), top5 + a5 * len(y), n + len(y)
-        if len(first) < 2:
+        if len(first) < measure_batches:
             first.append(x)
     metrics = dict(top1=top1 / n, top5=top5 / n)
     efficiency = None
