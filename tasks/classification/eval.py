@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torchvision import transforms
 
-from bench.data.datasets import ImageFolderDataset, resolve_data
+from bench.data.datasets import ImageFolderDataset, build_transform, resolve_data
 from bench.errors import DataError
 from bench.images import IMAGENET_MEAN, IMAGENET_STD
 from bench.io import write_json_atomic
@@ -108,6 +108,19 @@ def _eval_folder(data: str) -> Path:
 
 
 def _preprocess(model: nn.Module, family: str, img_size: int) -> tuple[transforms.Compose, dict]:
+    """The official evaluation transform for official weights; ours (``build_transform``) otherwise."""
+    report = getattr(model, "checkpoint_report", None)
+    if report is None or report["layout"] == "spikebench":
+        info = dict(
+            resize=img_size,
+            crop=img_size,
+            crop_pct=1.0,
+            interpolation="bilinear",
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            convention="spikebench training (bench.data.datasets.build_transform)",
+        )
+        return build_transform(img_size, train=False), info
     cfg = getattr(getattr(model, "net", None), "pretrained_cfg", None)
     if cfg:
         crop, mean, std = cfg["crop_pct"], tuple(cfg["mean"]), tuple(cfg["std"])
@@ -123,7 +136,13 @@ def _preprocess(model: nn.Module, family: str, img_size: int) -> tuple[transform
         ]
     )
     info = dict(
-        resize=resize, crop=img_size, crop_pct=round(crop, 4), interpolation="bicubic", mean=mean, std=std
+        resize=resize,
+        crop=img_size,
+        crop_pct=round(crop, 4),
+        interpolation="bicubic",
+        mean=mean,
+        std=std,
+        convention=f"official evaluation of the {report['layout']} release",
     )
     return tf, info
 
