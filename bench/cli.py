@@ -24,11 +24,12 @@ def _models(args: argparse.Namespace) -> int:
     names = list_models(args.pattern, family=args.family, tiny=True if args.tiny else None)
     if not names:
         raise ConfigError(f"--pattern={args.pattern!r} matches no registered model; see `spikebench models`")
+    _one_model_for_checkpoint(args.checkpoint, names)
     torch.set_num_threads(args.threads)
     rows = []
     for name in tqdm(names, desc="models", unit="model", disable=not args.forward, file=sys.stderr):
         entry = model_entry(name)
-        model = create_model(name).eval()
+        model = create_model(name, checkpoint=args.checkpoint).eval()
         row = dict(
             model=name,
             family=entry.family,
@@ -60,6 +61,14 @@ def _models(args: argparse.Namespace) -> int:
         tmp.replace(out)
         print(f"wrote {out}", file=sys.stderr)
     return 0 if not args.forward or table["finite"].all() else 1
+
+
+def _one_model_for_checkpoint(checkpoint: str | None, names: list[str]) -> None:
+    if checkpoint and len(names) != 1:
+        raise ConfigError(
+            f"--checkpoint={checkpoint} needs exactly one model; the selection has {len(names)}: "
+            f"{', '.join(names[:5])}"
+        )
 
 
 TABLE_COLUMNS = [
@@ -94,6 +103,7 @@ def _profile(args: argparse.Namespace) -> int:
         names = sorted({n for pat in args.models for n in (list_models(pat) or [model_entry(pat).name])})
     else:
         names = list_models(tiny={"tiny": True, "paper": False, "all": None}[args.size])
+    _one_model_for_checkpoint(args.checkpoint, names)
     if args.batches < 1 or args.batch_size < 1:
         raise ConfigError("--batches and --batch-size must be >= 1 (the dataset would be empty)")
     torch.set_num_threads(args.threads)
@@ -105,7 +115,7 @@ def _profile(args: argparse.Namespace) -> int:
         if args.skip_existing and record_path.exists():
             continue
         entry = model_entry(name)
-        model = create_model(name)
+        model = create_model(name, checkpoint=args.checkpoint)
         size = args.img_size or entry.paper.get("img_size", 224)
         if args.data:
             from torch.utils.data import DataLoader
@@ -129,6 +139,8 @@ def _profile(args: argparse.Namespace) -> int:
         rec = dict(
             model=name, family=entry.family, data=f"{source}, {args.batches} x {args.batch_size}", **rec
         )
+        if args.checkpoint:
+            rec["checkpoint"] = model.checkpoint_report
         write_text_atomic(out / "layers" / f"{name}.csv", pd.DataFrame(layers).to_csv(index=False))
         write_json_atomic(record_path, rec)
     records = [json.loads(p.read_text()) for p in sorted((out / "records").glob("*.json"))]
@@ -170,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--img-size", type=int, default=None, help="input size (default: each model's own)")
     m.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     m.add_argument("--out", default=None, help="also write the table as CSV here")
+    m.add_argument("--checkpoint", default=None, help="load this checkpoint (spikebench or official layout)")
     m.set_defaults(func=_models)
 
     pr = sub.add_parser(
@@ -194,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--threads", type=int, default=2)
     pr.add_argument("--skip-existing", action="store_true", help="keep models that already have a record")
     pr.add_argument("--out", default="results/profile", help="output folder")
+    pr.add_argument("--checkpoint", default=None, help="load this checkpoint into the (one) model")
     pr.set_defaults(func=_profile)
 
     d = sub.add_parser("data", help="datasets in real formats")

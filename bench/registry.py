@@ -86,6 +86,16 @@ def model_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
-def create_model(name: str, **overrides) -> nn.Module:
-    """Build a registered model; keyword overrides replace its defaults (bits, T, attention, ...)."""
-    return model_entry(name).fn(**overrides)
+def create_model(name: str, checkpoint: str | None = None, **overrides) -> nn.Module:
+    """Build a registered model; keyword overrides replace its defaults (bits, T, attention, ...).
+
+    ``checkpoint``: a spikebench or official checkpoint file loaded through an explicit key map
+    (``bench.checkpoints``); what was loaded and dropped is in ``model.checkpoint_report``.
+    """
+    entry = model_entry(name)
+    model = entry.fn(**overrides)
+    if checkpoint is not None:
+        from bench.checkpoints import load_checkpoint
+
+        model.checkpoint_report = dict(load_checkpoint(model, checkpoint, entry.family), model=name)
+    return model

@@ -5,6 +5,7 @@
   forward to 2 mean|W| / sqrt(Qp) (one value for the whole tensor, as the official code does), step
   gradient scaled by g = 1 / sqrt(numel(W) * Qp). b = 1 has Qp = 0, so it is binary: W_q = s sign(W)
   (two levels), step initialised to mean|W|, g = 1 / sqrt(numel(W)). b = 32 means full precision.
+  A step loaded from a state dict (ours or an official ``alpha``) is marked initialised: never re-initialised.
 - ``UniformQuantizer``: b-bit uniform quantizer with learnable bounds l < u (used to quantize teacher
   features for QFD): x_q = l + round(clip((x - l) / (u - l), 0, 1) (2^b - 1)) / (2^b - 1) (u - l).
 - ``QConv2d``, ``QConv1d``, ``QLinear``: nn layers with a ``bits`` knob. Fed with ``Spikes`` (binary
@@ -46,6 +47,13 @@ class LSQWeight(nn.Module):
         self.bits = check_bits("bits", bits)
         self.step = nn.Parameter(torch.ones(out_channels))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        # a step read from a checkpoint is trained (or deliberately set): never re-initialise it, whatever
+        # the checkpoint says about initialisation (the official LSQ initialises only in training mode)
+        if prefix + "step" in state_dict:
+            self.initialized.fill_(True)
 
     def forward(self, w: Tensor) -> Tensor:
         qn, qp = lsq_range(self.bits)

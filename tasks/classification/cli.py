@@ -51,6 +51,7 @@ def _run(args: argparse.Namespace) -> int:
         seed=args.seed,
         measure=not args.no_measure,
         distill=distill,
+        checkpoint=args.checkpoint,
     )
     result = train(cfg, out=args.out, device=args.device, workers=args.workers)
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 reports
@@ -97,7 +98,57 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tau", type=float, default=4.0, help="KD temperature")
     p.add_argument("--projection", action="store_true", help="QFD: linear map when feature sizes differ")
     p.add_argument("--no-measure", action="store_true", help="skip the efficiency measurement at the end")
+    p.add_argument(
+        "--checkpoint", default=None, help="initial weights: spikebench or official checkpoint (fine-tune)"
+    )
     p.add_argument("--out", default=None, help="run directory (default runs/classification/<model>-<hash>)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
     p.set_defaults(func=_run)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from tasks.classification.eval import evaluate_checkpoint, print_comparison
+
+    overrides = {k: getattr(args, k) for k, _ in OVERRIDES if getattr(args, k) is not None}
+    record = evaluate_checkpoint(
+        args.model,
+        args.checkpoint,
+        args.data,
+        out=args.out,
+        img_size=args.img_size,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        limit=args.limit,
+        measure=not args.no_measure,
+        measure_batches=args.measure_batches,
+        paper_csv=args.paper_csv,
+        overrides=overrides,
+    )
+    print_comparison(record)
+    if args.out:
+        print(f"wrote {args.out}/eval.json", file=sys.stderr)
+    return 0
+
+
+def register_eval(sub: argparse._SubParsersAction) -> None:
+    """Add ``classification`` under ``spikebench eval``."""
+    p = sub.add_parser(
+        "classification", help="top-1/top-5 of a checkpoint on a validation folder vs the paper"
+    )
+    p.add_argument("--model", required=True, help="registered model name (see `spikebench models`)")
+    p.add_argument("--checkpoint", default=None, help="spikebench or official checkpoint file")
+    p.add_argument("--data", required=True, help="ImageNet val folder (class folders), or generated:<name>")
+    for name, typ in OVERRIDES:
+        p.add_argument(
+            f"--{name.replace('_', '-')}", dest=name, type=typ, default=None, help="model override"
+        )
+    p.add_argument("--img-size", type=int, default=None, help="crop size (default: the model's own)")
+    p.add_argument("--batch-size", type=int, default=50)
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
+    p.add_argument("--no-measure", action="store_true", help="skip the efficiency measurement")
+    p.add_argument("--measure-batches", type=int, default=2, help="batches for the efficiency measurement")
+    p.add_argument("--paper-csv", default=None, help="paper_results.csv (default: ../shared/reference/)")
+    p.add_argument("--out", default=None, help="folder for eval.json")
+    p.set_defaults(func=_eval)

@@ -19,7 +19,7 @@ class DistillConfig:
 
     kind: str = "none"
     teacher: str | None = None  # a registered model name
-    teacher_checkpoint: str | None = None  # a state_dict (or {"model": state_dict}) file for the teacher
+    teacher_checkpoint: str | None = None  # a spikebench or official checkpoint file for the teacher
     teacher_overrides: dict = field(default_factory=dict)
     weight: float = 0.5  # lambda
     teacher_bits: int = 8  # QFD: bits of the quantized teacher feature
@@ -51,6 +51,7 @@ class TrainConfig:
     measure: bool = True
     measure_batches: int = 2
     distill: DistillConfig = field(default_factory=DistillConfig)
+    checkpoint: str | None = None  # initial weights (spikebench or official layout): fine-tuning
 
     def __post_init__(self) -> None:
         if isinstance(self.distill, dict):
@@ -68,9 +69,16 @@ class TrainConfig:
                 f"distill.kind={self.distill.kind!r} needs distill.teacher (a registered model name)"
             )
 
+    def as_dict(self) -> dict:
+        """The config as a plain dict; ``checkpoint`` only when set (earlier runs keep their hash)."""
+        d = asdict(self)
+        if d["checkpoint"] is None:
+            del d["checkpoint"]
+        return d
+
     def digest(self) -> str:
         """Content hash of the config (names run directories)."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def config_from_dict(d: dict) -> TrainConfig:

@@ -23,10 +23,12 @@ class Distiller(nn.Module):
         super().__init__()
         self.cfg = cfg
         with torch.random.fork_rng():  # building the teacher must not shift the student's random stream
-            teacher = create_model(cfg.teacher, num_classes=num_classes, **cfg.teacher_overrides)
-        if cfg.teacher_checkpoint:
-            state = torch.load(cfg.teacher_checkpoint, map_location="cpu", weights_only=True)
-            teacher.load_state_dict(state.get("model", state))
+            teacher = create_model(
+                cfg.teacher,
+                num_classes=num_classes,
+                checkpoint=cfg.teacher_checkpoint,
+                **cfg.teacher_overrides,
+            )
         self.teacher = [teacher.to(device).eval().requires_grad_(False)]  # a list: not a submodule
         self.time = 0.0
         probe = torch.zeros(2, 3, img_size, img_size, device=device)

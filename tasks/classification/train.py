@@ -18,7 +18,7 @@ import subprocess
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -174,7 +174,7 @@ def train(
     """Run (or resume, or skip if already ok) the classification run of ``cfg``; returns ``result.json``."""
     out = Path(out) if out is not None else run_dir_for(cfg)
     result_path = out / "result.json"
-    config = asdict(cfg)
+    config = cfg.as_dict()
     if (out / "config.json").exists():
         saved = json.loads((out / "config.json").read_text())
         if saved != json.loads(json.dumps(config)):
@@ -227,7 +227,9 @@ def train(
 
 def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train_set, eval_set, ddp) -> dict:
     _seed_all(cfg.seed)
-    model = create_model(cfg.model, num_classes=spec.num_classes, **cfg.overrides).to(dev)
+    model = create_model(
+        cfg.model, num_classes=spec.num_classes, checkpoint=cfg.checkpoint, **cfg.overrides
+    ).to(dev)
     run = runner(model)
     if ddp.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -392,4 +394,5 @@ def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train
         if distiller is None
         else dict(name=cfg.distill.teacher, macs_G=distiller.teacher_macs / 1e9, time_s=distiller.time),
         config_digest=cfg.digest(),
+        checkpoint=getattr(model, "checkpoint_report", None),
     )
