@@ -161,34 +161,27 @@ def test_mmdet_coco_dataset_and_metric_read_the_generated_set(coco_root):
     import torch
     from mmdet.datasets import CocoDataset
     from mmdet.evaluation import CocoMetric
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope
 
-    init_default_scope("mmdet")
-    names = [
-        c["name"]
-        for c in json.loads((coco_root / "annotations/instances_val2017.json").read_text())["categories"]
-    ]
-    ds = CocoDataset(
-        data_root=str(coco_root),
-        ann_file="annotations/instances_val2017.json",
-        data_prefix=dict(img="val2017/"),
-        metainfo=dict(classes=names),
-        pipeline=[
-            dict(type="LoadImageFromFile"),
-            dict(type="LoadAnnotations", with_bbox=True, with_mask=True),
-        ],
-        test_mode=True,
-    )
+    ann = coco_root / "annotations/instances_val2017.json"
+    names = [c["name"] for c in json.loads(ann.read_text())["categories"]]
+    load = [dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", with_bbox=True, with_mask=True)]
+    with DefaultScope.overwrite_default_scope("mmdet"):  # leave the scope as it was for later tests
+        ds = CocoDataset(
+            data_root=str(coco_root),
+            ann_file="annotations/instances_val2017.json",
+            data_prefix=dict(img="val2017/"),
+            metainfo=dict(classes=names),
+            pipeline=load,
+            test_mode=True,
+        )
     assert len(ds) == 6 and ds.cat_ids == [1, 3, 7]
-    metric = CocoMetric(
-        ann_file=str(coco_root / "annotations/instances_val2017.json"), metric=["bbox", "segm"]
-    )
+    metric = CocoMetric(ann_file=str(ann), metric=["bbox", "segm"])
     metric.dataset_meta = ds.metainfo
     for i in range(len(ds)):
         item = ds[i]
-        assert (
-            item["img"].shape == (128, 128, 3) and len(item["gt_bboxes"]) == len(item["gt_bboxes_labels"]) > 0
-        )
+        assert item["img"].shape == (128, 128, 3)
+        assert len(item["gt_bboxes"]) == len(item["gt_bboxes_labels"]) > 0
         masks = torch.from_numpy(item["gt_masks"].to_ndarray()).bool()
         pred = dict(
             bboxes=item["gt_bboxes"].tensor,
@@ -203,16 +196,16 @@ def test_mmdet_coco_dataset_and_metric_read_the_generated_set(coco_root):
 
 def test_mmseg_ade20k_dataset_and_iou_metric_read_the_generated_set(ade_root):
     import torch
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope
     from mmseg.datasets import ADE20KDataset
     from mmseg.evaluation import IoUMetric
 
-    init_default_scope("mmseg")
-    ds = ADE20KDataset(
-        data_root=str(ade_root),
-        data_prefix=dict(img_path="images/validation", seg_map_path="annotations/validation"),
-        pipeline=[dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", reduce_zero_label=True)],
-    )
+    with DefaultScope.overwrite_default_scope("mmseg"):
+        ds = ADE20KDataset(
+            data_root=str(ade_root),
+            data_prefix=dict(img_path="images/validation", seg_map_path="annotations/validation"),
+            pipeline=[dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", reduce_zero_label=True)],
+        )
     assert len(ds) == 3 and len(ds.metainfo["classes"]) == 150
     metric = IoUMetric(iou_metrics=["mIoU"])
     metric.dataset_meta = ds.metainfo

@@ -3,6 +3,7 @@
 import pytest
 import torch
 from mmdet.registry import MODELS as DET_MODELS
+from mmengine.registry import DefaultScope
 from mmseg.registry import MODELS as SEG_MODELS
 from torch import nn
 
@@ -17,36 +18,39 @@ from tasks.openmm.spiking import make_spiking_
 IN_CHANNELS = [8, 16, 32]
 
 
+def _build(registry, **cfg):
+    with DefaultScope.overwrite_default_scope(registry.scope):  # whatever scope an earlier test left
+        return registry.build(cfg)
+
+
 def _fpn():
-    return DET_MODELS.build(
-        dict(
-            type="FPN",
-            in_channels=IN_CHANNELS,
-            out_channels=16,
-            start_level=0,
-            add_extra_convs="on_input",
-            num_outs=5,
-        )
+    return _build(
+        DET_MODELS,
+        type="FPN",
+        in_channels=IN_CHANNELS,
+        out_channels=16,
+        start_level=0,
+        add_extra_convs="on_input",
+        num_outs=5,
     )
 
 
 def _retina_head():
-    return DET_MODELS.build(
-        dict(type="RetinaHead", num_classes=3, in_channels=16, stacked_convs=2, feat_channels=16)
+    return _build(
+        DET_MODELS, type="RetinaHead", num_classes=3, in_channels=16, stacked_convs=2, feat_channels=16
     )
 
 
 def _seg_head():
-    return SEG_MODELS.build(
-        dict(
-            type="FPNHead",
-            in_channels=[16, 16, 16, 16],
-            in_index=[0, 1, 2, 3],
-            feature_strides=[4, 8, 16, 32],
-            channels=16,
-            num_classes=5,
-            norm_cfg=dict(type="BN"),
-        )
+    return _build(
+        SEG_MODELS,
+        type="FPNHead",
+        in_channels=[16, 16, 16, 16],
+        in_index=[0, 1, 2, 3],
+        feature_strides=[4, 8, 16, 32],
+        channels=16,
+        num_classes=5,
+        norm_cfg=dict(type="BN"),
     )
 
 
@@ -89,7 +93,7 @@ def _flat(out):
 @pytest.mark.parametrize("registry", [DET_MODELS, SEG_MODELS])
 def test_simple_fpn_builds_vitdet_pyramid_from_one_vit_map(registry):
     vit = bench.create_model("vit_tiny", num_classes=0).eval()
-    neck = registry.build(dict(type="SimpleFPN", backbone_channel=64, out_channels=16, num_outs=5))
+    neck = _build(registry, type="SimpleFPN", backbone_channel=64, out_channels=16, num_outs=5)
     x = torch.randn(2, 3, 128, 96)
     outs = neck(tuple(vit.forward_features(x)))
     assert [o.shape[-2:] for o in outs] == [(-(-128 // s), -(-96 // s)) for s in (4, 8, 16, 32, 64)]
@@ -105,7 +109,7 @@ def test_simple_fpn_builds_vitdet_pyramid_from_one_vit_map(registry):
 
 
 def test_simple_fpn_for_retinanet_and_layer_norm_and_errors():
-    neck = DET_MODELS.build(dict(type="SimpleFPN", backbone_channel=32, out_channels=8, start_level=1))
+    neck = _build(DET_MODELS, type="SimpleFPN", backbone_channel=32, out_channels=8, start_level=1)
     outs = neck(torch.randn(1, 32, 8, 8))
     assert neck.strides == [8, 16, 32, 64, 128] and [o.shape[-1] for o in outs] == [16, 8, 4, 2, 1]
     ln = LayerNorm2d(6)
@@ -114,7 +118,7 @@ def test_simple_fpn_for_retinanet_and_layer_norm_and_errors():
     ref = (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, unbiased=False, keepdim=True) + 1e-6)
     assert torch.allclose(ln(x), ref * ln.weight.view(1, -1, 1, 1), atol=1e-5)
     with pytest.raises(ConfigError, match=r"in_channels=\[8, 16, 32, 32\] is not allowed.*allowed: \[16, 32"):
-        DET_MODELS.build(dict(type="SimpleFPN", backbone_channel=64, in_channels=[8, 16, 32, 32]))
+        _build(DET_MODELS, type="SimpleFPN", backbone_channel=64, in_channels=[8, 16, 32, 32])
     with pytest.raises(ConfigError, match="SimpleFPN input has 48 channels; allowed: backbone_channel=32"):
         neck(torch.randn(1, 48, 8, 8))
 
