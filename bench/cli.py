@@ -156,9 +156,15 @@ def _profile(args: argparse.Namespace) -> int:
 def _data_make(args: argparse.Namespace) -> int:
     from bench.data.generate import write_cifar, write_imagenet_folder
 
-    if args.format == "imagenet":
+    if args.format in ("coco", "ade20k"):
+        from bench.data.ade20k import write_ade20k
+        from bench.data.coco import write_coco
+
+        counts = dict(train_images=args.images, val_images=args.eval_images, size=args.size or 128)
+        root = (write_coco if args.format == "coco" else write_ade20k)(args.out, args.seed, **counts)
+    elif args.format == "imagenet":
         root = write_imagenet_folder(
-            args.out, args.classes, args.per_class, args.eval_per_class, args.size, args.seed
+            args.out, args.classes, args.per_class, args.eval_per_class, args.size or 32, args.seed
         )
     else:
         root = write_cifar(
@@ -213,12 +219,16 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="datasets in real formats")
     dsub = d.add_subparsers(dest="data_command", required=True)
     mk = dsub.add_parser("make", help="write a small learnable dataset in a real on-disk format")
-    mk.add_argument("format", choices=("imagenet", "cifar10", "cifar100"))
+    mk.add_argument("format", choices=("imagenet", "cifar10", "cifar100", "coco", "ade20k"))
     mk.add_argument("--out", required=True, help="folder to write")
     mk.add_argument("--classes", type=int, default=10, help="imagenet format only")
     mk.add_argument("--per-class", type=int, default=50, help="training images per class")
     mk.add_argument("--eval-per-class", type=int, default=10, help="evaluation images per class")
-    mk.add_argument("--size", type=int, default=32, help="image size (imagenet format; CIFAR is 32)")
+    mk.add_argument("--images", type=int, default=120, help="training images (coco, ade20k)")
+    mk.add_argument("--eval-images", type=int, default=30, help="validation images (coco, ade20k)")
+    mk.add_argument(
+        "--size", type=int, default=None, help="image size (imagenet: 32, coco/ade20k: 128; CIFAR is 32)"
+    )
     mk.add_argument("--seed", type=int, default=0)
     mk.set_defaults(func=_data_make)
 

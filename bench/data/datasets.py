@@ -2,6 +2,8 @@
 
 ``resolve_data(spec)`` takes a folder (the format is detected) or ``generated:<name>`` (``imagenet-10``,
 ``cifar10``, ``cifar100``), which is generated once into ``$SPIKEBENCH_CACHE/data/`` and reused.
+``resolve_dense_data(spec, kind)`` does the same for the dense tasks (``coco``: ``generated:coco-tiny``;
+``ade20k``: ``generated:ade20k-tiny``) and checks the root before any training.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import transforms
 
+from bench.data.ade20k import validate_ade20k, write_ade20k
+from bench.data.coco import validate_coco, write_coco
 from bench.data.generate import write_cifar, write_imagenet_folder
 from bench.errors import DataError
 from bench.images import IMAGENET_MEAN, IMAGENET_STD
@@ -32,6 +36,11 @@ GENERATED = {
     "cifar10": lambda root: write_cifar(root, 10, train_per_class=60, test_per_class=20),
     "cifar100": lambda root: write_cifar(root, 100, train_per_class=10, test_per_class=4),
 }
+DENSE_GENERATED = {
+    "coco": {"coco-tiny": lambda root: write_coco(root, seed=0)},
+    "ade20k": {"ade20k-tiny": lambda root: write_ade20k(root, seed=0)},
+}
+DENSE_VALIDATE = {"coco": validate_coco, "ade20k": validate_ade20k}
 
 
 def build_transform(img_size: int, train: bool, hflip: float = 0.5) -> transforms.Compose:
@@ -157,24 +166,39 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("SPIKEBENCH_CACHE", Path.home() / ".cache" / "spikebench")) / "data"
 
 
+def _generated(spec: str, table: dict) -> Path:
+    """Root of ``generated:<name>``, written once (into a temporary folder renamed into place)."""
+    name = spec.split(":", 1)[1]
+    if name not in table:
+        raise DataError(f"data={spec!r} is not allowed; allowed generated sets: {', '.join(table)}")
+    root = _cache_dir() / name
+    if not root.exists():
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root.parent))
+        try:
+            table[name](tmp)
+            os.replace(tmp, root)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not root.exists():
+                raise
+    return root
+
+
+def resolve_dense_data(spec: str, kind: str, validate: bool = True) -> Path:
+    """Root of a ``coco`` or ``ade20k`` set (a folder or ``generated:<name>``), checked if ``validate``."""
+    if kind not in DENSE_GENERATED:
+        raise DataError(f"kind={kind!r} is not allowed; allowed values: {', '.join(DENSE_GENERATED)}")
+    root = _generated(spec, DENSE_GENERATED[kind]) if spec.startswith("generated:") else Path(spec)
+    if validate:
+        DENSE_VALIDATE[kind](root)
+    return root
+
+
 def resolve_data(spec: str) -> DataSpec:
     """A folder path (ImageNet folder or CIFAR pickles, detected) or ``generated:<name>``."""
     if spec.startswith("generated:"):
-        name = spec.split(":", 1)[1]
-        if name not in GENERATED:
-            raise DataError(f"data={spec!r} is not allowed; allowed generated sets: {', '.join(GENERATED)}")
-        root = _cache_dir() / name
-        if not root.exists():
-            root.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root.parent))
-            try:
-                GENERATED[name](tmp)
-                os.replace(tmp, root)
-            except OSError:
-                shutil.rmtree(tmp, ignore_errors=True)
-                if not root.exists():
-                    raise
-        spec = str(root)
+        spec = str(_generated(spec, GENERATED))
     root = Path(spec)
     if not root.is_dir():
         raise DataError(f"{root}: dataset folder not found")
