@@ -84,7 +84,11 @@ def check_types(obj: object, prefix: str = "") -> None:
         kinds = typing.get_args(hint) if union else (hint,)
         if not any(_fits(value, k) for k in kinds):
             names = " or ".join(
-                "null" if k is type(None) else _TYPE_NAMES.get(typing.get_origin(k) or k, str(k))
+                "null"
+                if k is type(None)
+                else "a mapping of its fields"
+                if dataclasses.is_dataclass(k)
+                else _TYPE_NAMES.get(typing.get_origin(k) or k, str(k))
                 for k in kinds
             )
             raise ConfigError(f"{prefix}{f.name}={value!r} is not allowed; allowed values: {names}")
