@@ -11,6 +11,7 @@ each ends when every point has ended. Worker processes never outlive the runner 
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -181,10 +182,11 @@ def run_sweep(
     ran_here: set[str] = set()
     elsewhere: set[str] = set()
     tasks, states = plan(spec, root, retry, attempts)
-    settled = sum(s.status in DONE for s in states.values()) - (len(tasks) if retry else 0)
+    todo = {t.name for t in tasks}
+    settled = sum(s.status in DONE for n, s in states.items() if n not in todo)
     bar = tqdm(
         total=len(states),
-        initial=max(0, settled),
+        initial=settled,
         desc=f"sweep {spec.name}",
         unit="point",
         disable=not progress,
@@ -206,6 +208,13 @@ def run_sweep(
                 executor.run(tasks, report)
             else:
                 busy = {n for n, s in states.items() if s.status == "running"}
+                if busy - elsewhere:
+                    holders = sorted({states[n].reason for n in busy})
+                    bar.write(
+                        f"sweep {spec.name}: {len(busy)} point(s) running elsewhere ({'; '.join(holders)}); "
+                        + ("waiting for them" if wait else "not waiting (--no-wait)"),
+                        file=sys.stderr,
+                    )
                 elsewhere |= busy
                 if not busy or not wait:
                     break

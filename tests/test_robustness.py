@@ -44,8 +44,19 @@ metrics: [top1]
     return path
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=600)
+@pytest.fixture
+def cli(capfd):
+    """``spikebench ARGS`` in this process (its worker server is still a process of its own); the exit code,
+    stdout and stderr (of every process writing to this test's descriptors)."""
+    from bench.cli import main
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        capfd.readouterr()
+        code = main(list(args))
+        out, err = capfd.readouterr()
+        return subprocess.CompletedProcess(args, code, out, err)
+
+    return run
 
 
 def _start(spec: Path, out: Path, workers: int = 2) -> subprocess.Popen:
@@ -78,7 +89,7 @@ def _one_line(stderr: str) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupt_records_interrupted_leaves_no_process_and_a_plain_rerun_resumes(tmp_path, data, sig):
+def test_interrupt_records_interrupted_leaves_no_process_and_a_plain_rerun_resumes(tmp_path, data, cli, sig):
     spec = _spec(tmp_path, data, "  shortcut: [ms, sew]", epochs=2)
     out = tmp_path / "sweep"
     proc = _start(spec, out)
@@ -101,9 +112,9 @@ def test_interrupt_records_interrupted_leaves_no_process_and_a_plain_rerun_resum
         assert records[name]["reason"] == f"interrupted by {sig.name}"
     if sig == signal.SIGTERM:
         return  # the resume is the same as after Ctrl-C
-    status = _cli("sweep", "status", str(spec), "--out", str(out))
+    status = cli("sweep", "status", str(spec), "--out", str(out))
     assert status.returncode == 0 and f"interrupted={len(interrupted)}" in status.stdout
-    rerun = _cli("sweep", "run", str(spec), "--out", str(out), "--quiet")
+    rerun = cli("sweep", "run", str(spec), "--out", str(out), "--quiet")
     assert rerun.returncode == 0 and "Traceback" not in rerun.stderr, rerun.stderr
     after = _results(out)
     assert len(after) == 2 and all(r["status"] == "ok" for r in after.values())
@@ -138,18 +149,18 @@ def test_torn_result_and_checkpoint_are_moved_aside_and_the_point_redone_from_th
 ):
     spec = _spec(tmp_path, data, "  shortcut: [ms]", epochs=2)
     out = tmp_path / "sweep"
-    assert _cli("sweep", "run", str(spec), "--out", str(out), "--quiet").returncode == 0
+    assert cli("sweep", "run", str(spec), "--out", str(out), "--quiet").returncode == 0
     (run,) = (out / "runs").iterdir()
     first_epoch = json.loads((run / "metrics.json").read_text())[0]
     for name in ("result.json", "checkpoints/last.pt"):
         blob = (run / name).read_bytes()
         (run / name).write_bytes(blob[: len(blob) // 2])
-    status = _cli("sweep", "status", str(spec), "--out", str(out))
+    status = cli("sweep", "status", str(spec), "--out", str(out))
     assert status.returncode == 0 and "Traceback" not in status.stderr
     assert "corrupt" in status.stdout and "corrupt=1" in status.stdout
-    results = _cli("results", str(out))
+    results = cli("results", str(out))
     assert results.returncode == 0 and "corrupt" in results.stdout and "not valid JSON" in results.stdout
-    rerun = _cli("sweep", "run", str(spec), "--out", str(out), "--quiet")
+    rerun = cli("sweep", "run", str(spec), "--out", str(out), "--quiet")
     assert rerun.returncode == 0 and "Traceback" not in rerun.stderr, rerun.stderr
     warnings = [line for line in rerun.stderr.splitlines() if "warning" in line]
     assert len(warnings) == 2, rerun.stderr
@@ -202,17 +213,14 @@ executor:
         ),
     ],
 )
-def test_bad_types_are_one_line_with_file_line_and_nothing_runs(tmp_path, capsys, field, message):
-    from bench.cli import main
-
+def test_bad_types_are_one_line_with_file_line_and_nothing_runs(tmp_path, cli, field, message):
     path = _bad_spec(tmp_path, field)
     with pytest.raises(SpecError) as err:
         load_spec(path)
     assert message in str(err.value) and "\n" not in str(err.value), str(err.value)
-    assert main(["sweep", "run", str(path), "--out", str(tmp_path / "never")]) == 2
-    stderr = capsys.readouterr().err
-    assert message in stderr
-    _one_line(stderr)
+    run = cli("sweep", "run", str(path), "--out", str(tmp_path / "never"))
+    assert run.returncode == 2 and message in run.stderr
+    _one_line(run.stderr)
     assert not (tmp_path / "never").exists()
 
 
@@ -221,7 +229,7 @@ def test_numbers_written_1e_3_are_numbers(tmp_path):
     assert all(p.run_config.lr == 0.001 for p in spec.points())
 
 
-def test_data_errors_inside_a_sweep_become_failed_records_with_the_one_line_reason(tmp_path, data):
+def test_data_errors_inside_a_sweep_become_failed_records_with_the_one_line_reason(tmp_path, data, cli):
     import shutil
 
     empty = tmp_path / "empty"
@@ -237,7 +245,7 @@ def test_data_errors_inside_a_sweep_become_failed_records_with_the_one_line_reas
     spec = tmp_path / "d.yaml"
     spec.write_text(f"name: d\nbase: {{model: sdt_tiny, epochs: 1}}\naxes:\n  data: [{empty}, {val_only}]\n")
     out = tmp_path / "sweep"
-    run = _cli("sweep", "run", str(spec), "--out", str(out), "--quiet")
+    run = cli("sweep", "run", str(spec), "--out", str(out), "--quiet")
     assert run.returncode == 1 and "Traceback" not in run.stdout + run.stderr, run.stdout + run.stderr
     reasons = sorted(r["reason"] for r in _results(out).values())
     assert [r["status"] for r in _results(out).values()] == ["failed", "failed"]
