@@ -23,7 +23,7 @@ def _processes() -> list[tuple[int, int, str, str]]:
     return out
 
 
-def survivors(session: int, needle: str, timeout: float = 20.0) -> list[str]:
+def survivors(session: int, needle: str, timeout: float = 60.0) -> list[str]:
     """Processes (not zombies) of ``session`` or whose command line contains ``needle`` still alive after
     up to ``timeout`` seconds; an empty list as soon as there are none."""
     deadline = time.monotonic() + timeout

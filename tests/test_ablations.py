@@ -70,7 +70,7 @@ def test_sigkill_of_the_runner_then_rerun_runs_every_point_exactly_once(tmp_path
         "--quiet",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 240
+    deadline = time.time() + 900
     while time.time() < deadline:
         done = _records(out) if (out / "runs").exists() else {}
         locks = list((out / "runs").glob("*/.lock")) if (out / "runs").exists() else []
