@@ -22,34 +22,41 @@ def _params(items: list[str]) -> dict:
     return out
 
 
+def _status_table(spec, root: Path) -> int:
+    """``sweep status``: every point's status and reason (read-only)."""
+    import pandas as pd
+
+    from ablations.runner import point_dir
+    from ablations.status import STATUSES, point_state
+
+    rows, counts = [], dict.fromkeys(STATUSES, 0)
+    for p in spec.points():
+        st = point_state(point_dir(root, p))
+        counts[st.status] += 1
+        metric = spec.metrics[0] if spec.metrics else "top1"
+        rows.append(
+            dict(
+                point=p.name,
+                **p.values,
+                status=st.status,
+                **{metric: st.record.get(metric)},
+                reason=st.reason or "",
+            )
+        )
+    print(pd.DataFrame(rows).to_markdown(index=False))
+    print(" ".join(f"{k}={v}" for k, v in counts.items()))
+    return 0
+
+
 def _sweep(args: argparse.Namespace) -> int:
     from ablations.executors import make_executor
-    from ablations.runner import plan, point_dir, run_sweep, sweep_dir
+    from ablations.runner import run_sweep, sweep_dir
     from ablations.spec import load_spec
 
     spec = load_spec(args.spec)
     root = sweep_dir(spec, args.out)
     if args.action == "status":
-        _, status = plan(spec, root)
-        rows = []
-        for p in spec.points():
-            d = point_dir(root, p)
-            result = json.loads((d / "result.json").read_text()) if (d / "result.json").exists() else {}
-            rows.append(
-                dict(
-                    point=p.name,
-                    **p.values,
-                    status=status[p.name],
-                    top1=result.get("top1"),
-                    reason=result.get("reason"),
-                )
-            )
-        import pandas as pd
-
-        print(pd.DataFrame(rows).to_markdown(index=False))
-        counts = {s: sum(v == s for v in status.values()) for s in ("ok", "running", "failed", "pending")}
-        print(" ".join(f"{k}={v}" for k, v in counts.items()))
-        return 0
+        return _status_table(spec, root)
     executor_cfg = dict(spec.executor)
     kind = args.executor or executor_cfg.pop("kind", "local")
     executor_cfg.pop("kind", None)
@@ -57,9 +64,20 @@ def _sweep(args: argparse.Namespace) -> int:
     executor_cfg.pop("workers", None)
     executor_cfg.update(_params(args.executor_param))
     executor = make_executor(kind, workers, root, **(executor_cfg if kind != "local" else {}))
-    status = run_sweep(spec, executor, root, retry=args.action == "retry", progress=not args.quiet)
-    failed = [k for k, v in status.items() if v == "failed"]
-    if args.table and len(failed) < len(status):
+    try:
+        outcome = run_sweep(
+            spec, executor, root, retry=args.action == "retry", progress=not args.quiet, wait=not args.no_wait
+        )
+    except KeyboardInterrupt as err:
+        why = str(err) or "SIGINT"
+        print(
+            f"sweep {spec.name}: interrupted by {why}; running points were recorded as interrupted; "
+            f"rerun the same command to resume them ({root})",
+            file=sys.stderr,
+        )
+        return 143 if why == "SIGTERM" else 130
+    states = outcome.states
+    if args.table and outcome.count("ok"):
         from ablations.store import collect
 
         _emit_table(
@@ -71,14 +89,21 @@ def _sweep(args: argparse.Namespace) -> int:
             Path(args.table),
             spec.name,
         )
-    print(
-        f"sweep {spec.name}: {sum(v == 'ok' for v in status.values())} ok, {len(failed)} failed "
-        f"of {len(status)} points in {root}"
+    counts = ", ".join(
+        f"{outcome.count(s)} {s}"
+        for s in ("ok", "failed", "interrupted", "corrupt", "pending")
+        if s == "ok" or outcome.count(s)
     )
-    for name in failed:
-        reason = json.loads((root / "runs" / name / "result.json").read_text()).get("reason")
-        print(f"  failed {name}: {reason}")
-    return 0 if not failed else 1
+    busy = outcome.count("running")
+    print(
+        f"sweep {spec.name}: {counts}{f', {busy} running elsewhere' if busy else ''} of {len(states)} points "
+        f"in {root} (this runner ran {len(outcome.ran_here)}, {len(outcome.elsewhere)} ran elsewhere)"
+    )
+    for name, st in states.items():
+        if st.status != "ok":
+            label = "running elsewhere" if st.status == "running" else st.status
+            print(f"  {label} {name}: {st.reason}")
+    return 0 if outcome.count("ok") == len(states) else 1
 
 
 def _emit_table(
@@ -97,6 +122,9 @@ def _emit_table(
     paths = write_table(table, best, out_dir, stem=name, caption=f"Ablation {name}")
     print(to_markdown(table, best))
     print("wrote " + ", ".join(map(str, paths)), file=sys.stderr)
+    if "status" in df.columns:  # rows the table leaves out are named, never dropped silently
+        for _, row in df[df["status"] != "ok"].iterrows():
+            print(f"table: left out {row['run']} ({row['status']}: {row.get('reason')})", file=sys.stderr)
 
 
 def _source(path: str, out: str | None) -> tuple[Path | None, object]:
@@ -118,9 +146,9 @@ def _results(args: argparse.Namespace) -> int:
     df = collect(root)
     out = write_results(df, args.out) if args.out else None
     print(
-        df[[c for c in ("run", "status", "top1", "energy_mJ", "size_MB") if c in df.columns]].to_markdown(
-            index=False
-        )
+        df[
+            [c for c in ("run", "status", "top1", "energy_mJ", "size_MB", "reason") if c in df.columns]
+        ].to_markdown(index=False)
     )
     if out:
         print(f"wrote {out} ({len(df)} runs)", file=sys.stderr)
@@ -165,6 +193,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--executor-param", action="append", default=[], help="KEY=VALUE for submitit/ray")
     s.add_argument("--out", default=None, help="sweep folder (default runs/sweeps/<spec name>)")
     s.add_argument("--quiet", action="store_true", help="no progress display")
+    s.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="do not wait for points another runner holds: list them as running elsewhere, exit 1",
+    )
     s.add_argument(
         "--table", default=None, help="after the run, write the ablation table (CSV/MD/LaTeX) here"
     )

@@ -6,16 +6,17 @@ point (CPU cores / workers), so the same spec gives the same records whichever e
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
+import signal
+import time
 from collections.abc import Callable
-from multiprocessing.connection import wait
 from pathlib import Path
 
-from ablations.runner import Task, point_status, record_crash, run_point
+from ablations.runner import ELSEWHERE, Task, record_crash, run_point
+from ablations.spec import EXECUTORS
+from ablations.status import point_state
 from bench.errors import check_choice
 
-EXECUTORS = ("local", "submitit", "ray")
 Report = Callable[[str, str, int], None]
 
 
@@ -32,44 +33,81 @@ def _gpu_count() -> int:
         return 0
 
 
-def _outcome(task: Task) -> str:
-    st = point_status(Path(task.run_dir))
-    return st if st in ("ok", "failed") else "failed"
+def _outcome(task: Task, returned: dict | None = None) -> str:
+    if returned is not None and returned.get("elsewhere"):
+        return ELSEWHERE
+    return point_state(Path(task.run_dir)).status
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        return f"worker process killed by {signal.Signals(-code).name}"
+    return f"worker process exited with code {code}"
 
 
 class LocalPool:
-    """Up to ``workers`` point processes at a time (forkserver, heavy modules preloaded); one GPU per
-    worker slot when GPUs exist."""
+    """Up to ``workers`` point processes at a time, forked from a preloaded server that dies with the
+    runner (``ablations.worker``); one GPU per worker slot when GPUs exist."""
 
     def __init__(self, workers: int = 1, threads: int | None = None) -> None:
         self.workers = max(1, workers)
         self.threads = threads or _threads(self.workers)
         self.gpus = _gpu_count()
+        self.server = None
 
     def run(self, tasks: list[Task], report: Report) -> None:
-        ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["torch", "timm", "tasks", "ablations.runner"])
+        from ablations.worker import ForkServer
+
+        if self.server is None:
+            self.server = ForkServer(Path(tasks[0].run_dir).parent.parent if tasks else "")
         pending = list(tasks)
-        running: dict = {}
+        running: dict[int, tuple[Task, int]] = {}
         free = list(range(self.workers))
-        while pending or running:
-            while pending and free:
-                task, slot = pending.pop(0), free.pop(0)
-                gpu = slot % self.gpus if self.gpus else None
-                proc = ctx.Process(
-                    target=run_point,
-                    args=(task.run_dir, task.config, self.threads, gpu, task.task),
-                    name=f"spikebench-{task.name}",
-                )
-                proc.start()
-                running[proc.sentinel] = (proc, task, slot)
-            for sentinel in wait(list(running)):
-                proc, task, slot = running.pop(sentinel)
-                proc.join()
-                free.append(slot)
-                if proc.exitcode != 0:
-                    record_crash(Path(task.run_dir), f"worker process exited with code {proc.exitcode}")
-                report(task.name, _outcome(task), len(running))
+        try:
+            while pending or running:
+                while pending and free:
+                    task, slot = pending.pop(0), free.pop(0)
+                    job = dict(
+                        run_dir=task.run_dir,
+                        config=task.config,
+                        gpu=slot % self.gpus if self.gpus else None,
+                        task=task.task,
+                        retry=task.retry,
+                        threads=self.threads,
+                    )
+                    running[self.server.start(job)] = (task, slot)
+                for pid, code in self.server.ended(timeout=1.0):
+                    task, slot = running.pop(pid)
+                    free.append(slot)
+                    if code not in (0, 75, 130):
+                        record_crash(Path(task.run_dir), _exit_reason(code))
+                    report(task.name, ELSEWHERE if code == 75 else _outcome(task), len(running))
+        except BaseException as err:
+            self._stop(running, str(err) or type(err).__name__)
+            raise
+
+    def _stop(self, running: dict, why: str) -> None:
+        """Pass the interrupt on to every running point (each writes an ``interrupted`` record), then stop the
+        server."""
+        try:
+            sig = signal.SIGTERM if why == "SIGTERM" else signal.SIGINT
+            self.server.signal_children(list(running), sig)
+            deadline = time.monotonic() + 60
+            while running and time.monotonic() < deadline:
+                for pid, _ in self.server.ended(timeout=0.2):
+                    running.pop(pid, None)
+        except BaseException:  # a second interrupt, or the server gone: kill what is left
+            pass
+        finally:
+            self.close()
+            for task, _ in running.values():
+                record_crash(Path(task.run_dir), f"interrupted ({why})", "interrupted")
+
+    def close(self) -> None:
+        """Stop the worker server (the runner's exit does it too)."""
+        if self.server is not None:
+            self.server.close()
+            self.server = None
 
 
 class SubmititPool:
@@ -92,21 +130,23 @@ class SubmititPool:
         step = self.workers if ex.cluster != "slurm" else len(tasks) or 1
         for i in range(0, len(tasks), step):
             chunk = tasks[i : i + step]
-            threads = [_threads(self.workers)] * len(chunk)
+            n = len(chunk)
             jobs = ex.map_array(
                 run_point,
                 [t.run_dir for t in chunk],
                 [t.config for t in chunk],
-                threads,
-                [None] * len(chunk),
+                [None] * n,
                 [t.task for t in chunk],
+                [t.retry for t in chunk],
+                [_threads(self.workers)] * n,
             )
             for j, (job, task) in enumerate(zip(jobs, chunk, strict=True)):
+                returned = None
                 try:
-                    job.result()
+                    returned = job.result()
                 except Exception as err:  # the job died (node failure, out of memory, cancelled)
                     record_crash(Path(task.run_dir), f"submitit job failed: {str(err).splitlines()[0]}")
-                report(task.name, _outcome(task), len(chunk) - j - 1)
+                report(task.name, _outcome(task, returned), n - j - 1)
 
 
 class RayPool:
@@ -131,15 +171,16 @@ class RayPool:
             gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
             remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(run_point)
             threads = _threads(self.workers)
-            refs = {remote.remote(t.run_dir, t.config, threads, None, t.task): t for t in tasks}
+            refs = {remote.remote(t.run_dir, t.config, None, t.task, t.retry, threads): t for t in tasks}
             while refs:
                 ready, _ = ray.wait(list(refs), num_returns=1)
                 task = refs.pop(ready[0])
+                returned = None
                 try:
-                    ray.get(ready[0])
+                    returned = ray.get(ready[0])
                 except Exception as err:  # worker crash, out of memory
                     record_crash(Path(task.run_dir), f"ray task failed: {str(err).splitlines()[0]}")
-                report(task.name, _outcome(task), len(refs))
+                report(task.name, _outcome(task, returned), len(refs))
         finally:
             if started:
                 ray.shutdown()

@@ -1,36 +1,37 @@
 """Run the points of a sweep, each in its own process, with records that survive any crash.
 
-A point's directory is ``<sweep>/runs/<model>-<config hash>``. Its ``result.json`` (written atomically by the
-task) is the source of truth: ``ok`` points are skipped on rerun, ``failed`` ones are retried only on
-request, and a point whose process died without a record (crash, out of memory, kill) gets a failed record
-from the runner. A per-point lock file keeps two runners from running the same point; the workers die with
-the runner (Linux parent-death signal), so a killed sweep leaves no stray work behind, and a rerun resumes
-unfinished points from their last checkpoint.
+A point's directory is ``<sweep>/runs/<model>-<config hash>``; its ``result.json`` (written atomically) is
+the record and ``ablations.status`` reads it into one of six statuses. A plain rerun runs pending,
+interrupted and corrupt points (a corrupt record is moved aside first, the task resumes from its last good
+checkpoint), skips ok ones, keeps failed ones until ``retry``, and waits for points whose lock another live
+process holds ("running elsewhere"), so concurrent runners of one sweep split the points between them and
+each ends when every point has ended. Worker processes never outlive the runner (``ablations.worker``).
 """
 
 from __future__ import annotations
 
-import ctypes
-import fcntl
-import json
 import os
-import signal
+import sys
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 from ablations.spec import Point, SweepSpec
-from bench.io import write_json_atomic
+from ablations.status import (
+    DONE,
+    RECORD_STATUSES,
+    PointState,
+    lock_holder,
+    point_state,
+    read_record,
+    take_lock,
+)
+from bench.errors import ConfigError, warn
+from bench.io import move_aside, write_json_atomic
 
-STATUSES = ("pending", "running", "ok", "failed")
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent exits."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+ELSEWHERE = "elsewhere"  # the outcome of a point whose lock another process held
+MAX_ATTEMPTS = 3  # per point and invocation: a point that keeps coming back unfinished is left as it is
 
 
 def sweep_dir(spec: SweepSpec, out: str | Path | None = None) -> Path:
@@ -42,55 +43,66 @@ def point_dir(root: Path, point: Point) -> Path:
     return root / "runs" / point.name
 
 
-def point_status(run_dir: Path) -> str:
-    """pending, running (its lock is held), ok or failed."""
-    lock = run_dir / ".lock"
-    if lock.exists():
-        with open(lock, "a") as f:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                fcntl.flock(f, fcntl.LOCK_UN)
-            except BlockingIOError:
-                return "running"
-    result = run_dir / "result.json"
-    if result.exists():
-        try:
-            return "ok" if json.loads(result.read_text()).get("status") == "ok" else "failed"
-        except json.JSONDecodeError:
-            return "failed"
-    return "pending"
+def one_line(err: BaseException) -> str:
+    """The reason of a record: a user error's own line, else ``Type: message`` (first line)."""
+    text = str(err) if isinstance(err, ConfigError) else f"{type(err).__name__}: {err}"
+    return (text.strip().splitlines() or [type(err).__name__])[0]
 
 
 def run_point(
-    run_dir: str, config: dict, threads: int = 1, gpu: int | None = None, task: str = "classification"
+    run_dir: str,
+    config: dict,
+    gpu: int | None = None,
+    task: str = "classification",
+    retry: bool = False,
+    threads: int | None = None,
 ) -> dict:
-    """Run one point of ``task`` in this process (called inside a worker process by every executor)."""
-    _die_with_parent()
+    """Run one point of ``task`` in this process, under the point's lock (called in a worker process by
+    every executor); returns its record, with ``elsewhere: true`` when another process holds the point or
+    has finished it meanwhile."""
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     import torch
 
     from tasks import get_task
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads or 1)
     path = Path(run_dir)
     path.mkdir(parents=True, exist_ok=True)
-    with open(path / ".lock", "a") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return dict(status="running", reason="another runner holds this point")
+    lock = take_lock(path)
+    if lock is None:
+        return dict(status="running", reason=f"running elsewhere ({lock_holder(path)})", elsewhere=True)
+    with lock:
+        state = read_record(path)
+        if state.status == "ok" or (state.status == "failed" and not retry):
+            return dict(state.record, elsewhere=True)
+        if state.status == "corrupt":
+            moved = move_aside(path / "result.json")
+            warn(f"{state.reason}; moved to {moved.name}; redoing the point")
+        elif state.status == "failed":
+            (path / "result.json").unlink()
         try:
             return get_task(task).run(config, path, progress=False)
-        except Exception as err:  # the task has written the failed record
-            return dict(status="failed", reason=f"{type(err).__name__}: {err}".splitlines()[0])
+        except Exception as err:
+            if read_record(path).status not in DONE:  # the task stopped before writing its record
+                write_json_atomic(
+                    path / "result.json",
+                    dict(status="failed", reason=one_line(err), task=task, model=config.get("model")),
+                )
+            return read_record(path).record
+        except KeyboardInterrupt as err:
+            if read_record(path).status not in RECORD_STATUSES:
+                record_crash(path, f"interrupted by {err or 'SIGINT'}", "interrupted", locked=True)
+            raise
 
 
-def record_crash(run_dir: Path, reason: str) -> None:
-    """A failed record for a point whose process ended without writing one (never over an ok record)."""
-    if point_status(run_dir) in ("ok", "failed"):
+def record_crash(run_dir: Path, reason: str, status: str = "failed", locked: bool = False) -> None:
+    """A record for a point whose process ended without writing one (never over an existing record, never
+    while another process holds the point)."""
+    run_dir = Path(run_dir)
+    if (run_dir / "result.json").exists() or (not locked and lock_holder(run_dir) is not None):
         return
-    write_json_atomic(run_dir / "result.json", dict(status="failed", reason=reason))
+    write_json_atomic(run_dir / "result.json", dict(status=status, reason=reason))
 
 
 @dataclass
@@ -101,29 +113,29 @@ class Task:
     run_dir: str
     config: dict
     task: str = "classification"
+    retry: bool = False
 
 
-def plan(spec: SweepSpec, root: Path, retry: bool = False) -> tuple[list[Task], dict[str, str]]:
-    """The tasks to run now and the status of every point (failed points only with ``retry``)."""
-    tasks, status = [], {}
+def plan(
+    spec: SweepSpec, root: Path, retry: bool = False, attempts: Counter | None = None
+) -> tuple[list[Task], dict[str, PointState]]:
+    """The tasks to run now (pending, interrupted, corrupt; failed too with ``retry``) and every point's
+    state. ``attempts`` counts this invocation's runs of each point (failed points are retried once)."""
+    attempts = attempts if attempts is not None else Counter()
+    tasks, states = [], {}
     for p in spec.points():
         d = point_dir(root, p)
-        st = point_status(d)
-        status[p.name] = st
-        if st == "pending" or (st == "failed" and retry):
-            if st == "failed":
-                (d / "result.json").unlink(missing_ok=True)
-            tasks.append(Task(p.name, str(d), p.config, p.task))
-    return tasks, status
+        st = point_state(d)
+        states[p.name] = st
+        runnable = st.status in ("pending", "interrupted", "corrupt") or (
+            st.status == "failed" and retry and attempts[p.name] == 0
+        )
+        if runnable and attempts[p.name] < MAX_ATTEMPTS:
+            tasks.append(Task(p.name, str(d), p.config, p.task, retry and st.status == "failed"))
+    return tasks, states
 
 
-def run_sweep(
-    spec: SweepSpec, executor, root: Path, retry: bool = False, progress: bool = True
-) -> dict[str, str]:
-    """Run what is pending (and failed, with ``retry``) through ``executor``; returns every point's status."""
-    from tqdm import tqdm
-
-    root.mkdir(parents=True, exist_ok=True)
+def _write_spec(spec: SweepSpec, root: Path) -> None:
     write_json_atomic(
         root / "spec.json",
         dict(
@@ -137,12 +149,44 @@ def run_sweep(
             points=[dict(name=p.name, values=p.values) for p in spec.points()],
         ),
     )
-    tasks, status = plan(spec, root, retry)
-    done = sum(s == "ok" for s in status.values())
-    failed = sum(s == "failed" for s in status.values()) if not retry else 0
+
+
+@dataclass
+class SweepOutcome:
+    """Every point's final state, and which points this runner ran and which ran elsewhere."""
+
+    states: dict[str, PointState]
+    ran_here: set[str]
+    elsewhere: set[str]
+
+    def count(self, status: str) -> int:
+        return sum(s.status == status for s in self.states.values())
+
+
+def run_sweep(
+    spec: SweepSpec,
+    executor,
+    root: Path,
+    retry: bool = False,
+    progress: bool = True,
+    wait: bool = True,
+    poll_s: float = 0.5,
+) -> SweepOutcome:
+    """Run what a plain rerun runs (failed points too with ``retry``) through ``executor``; wait for points
+    running elsewhere (unless ``wait`` is false) and take over those that end unfinished."""
+    from tqdm import tqdm
+
+    root.mkdir(parents=True, exist_ok=True)
+    _write_spec(spec, root)
+    attempts: Counter = Counter()
+    ran_here: set[str] = set()
+    elsewhere: set[str] = set()
+    tasks, states = plan(spec, root, retry, attempts)
+    todo = {t.name for t in tasks}
+    settled = sum(s.status in DONE for n, s in states.items() if n not in todo)
     bar = tqdm(
-        total=len(status),
-        initial=done + failed,
+        total=len(states),
+        initial=settled,
         desc=f"sweep {spec.name}",
         unit="point",
         disable=not progress,
@@ -150,19 +194,47 @@ def run_sweep(
     start = time.perf_counter()
 
     def report(name: str, outcome: str, running: int) -> None:
-        nonlocal done, failed
-        status[name] = outcome
-        done += outcome == "ok"
-        failed += outcome == "failed"
-        bar.update(1)
-        bar.set_postfix(done=done, running=running, failed=failed)
+        if outcome == ELSEWHERE:
+            elsewhere.add(name)
+        else:
+            ran_here.add(name)
+            bar.update(1)
+        bar.set_postfix(running=running, elsewhere=len(elsewhere - ran_here))
 
-    for t in tasks:
-        status[t.name] = "pending"
-    executor.run(tasks, report)
-    bar.close()
-    for t in tasks:
-        if status[t.name] not in ("ok", "failed"):
-            status[t.name] = point_status(Path(t.run_dir))
-    write_json_atomic(root / "sweep_status.json", dict(status=status, seconds=time.perf_counter() - start))
-    return status
+    try:
+        while True:
+            if tasks:
+                attempts.update(t.name for t in tasks)
+                executor.run(tasks, report)
+            else:
+                busy = {n for n, s in states.items() if s.status == "running"}
+                if busy - elsewhere:
+                    holders = sorted({states[n].reason for n in busy})
+                    bar.write(
+                        f"sweep {spec.name}: {len(busy)} point(s) running elsewhere ({'; '.join(holders)}); "
+                        + ("waiting for them" if wait else "not waiting (--no-wait)"),
+                        file=sys.stderr,
+                    )
+                elsewhere |= busy
+                if not busy or not wait:
+                    break
+                bar.set_postfix(running=0, elsewhere=len(busy))
+                time.sleep(poll_s)
+            tasks, states = plan(spec, root, retry, attempts)
+    finally:
+        bar.close()
+        close = getattr(executor, "close", None)
+        if close is not None:
+            close()
+    elsewhere -= ran_here
+    write_json_atomic(
+        root / "sweep_status.json",
+        dict(
+            status={n: s.status for n, s in states.items()},
+            reasons={n: s.reason for n, s in states.items() if s.status != "ok"},
+            ran_here=sorted(ran_here),
+            ran_elsewhere=sorted(elsewhere),
+            seconds=time.perf_counter() - start,
+        ),
+    )
+    return SweepOutcome(states, ran_here, elsewhere)

@@ -21,6 +21,7 @@ import copy
 import dataclasses
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,10 +72,18 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
             )
         seen[key] = key_node.start_mark.line + 1
         loader.lines[key] = loader.lines.get(key, key_node.start_mark.line + 1)
+        loader.lines.setdefault(f"*{key}", []).append(key_node.start_mark.line + 1)
     return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# YAML 1.1 reads `1e-3` (no dot) as a string; a spec means a number (YAML 1.2 reads it so too)
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+EXECUTORS = ("local", "submitit", "ray")
 
 
 def canonical_field(name: str, task: str = "classification") -> str:
@@ -161,7 +170,12 @@ class SweepSpec:
         return out
 
 
-def _where(spec_path: Path, lines: dict, key: str) -> str:
+def _where(spec_path: Path, lines: dict, key: str, under: str | None = None) -> str:
+    """``file:line`` of ``key`` (its first occurrence after the key ``under``, when given)."""
+    if under is not None and under in lines:
+        after = [n for n in lines.get(f"*{key}", []) if n >= lines[under]]
+        if after:
+            return f"{spec_path}:{after[0]}"
     return f"{spec_path}:{lines[key]}" if key in lines else str(spec_path)
 
 
@@ -218,6 +232,7 @@ def load_spec(path: str | Path, validate_models: bool = True) -> SweepSpec:
         )
     if mode == "zip" and len({len(v) for v in axes.values()}) > 1:
         raise SpecError(f"{_where(path, lines, 'mode')}: mode=zip needs axes of equal length")
+    _check_spec_types(path, lines, raw)
     exclude = raw.get("exclude") or []
     for ex in exclude:
         for k in ex:
@@ -254,12 +269,13 @@ def load_spec(path: str | Path, validate_models: bool = True) -> SweepSpec:
                 _check_model(cfg)
                 checked.add(key)
         except ConfigError as err:
-            line_key = _culprit(err, p.values, task) or culprit
+            line_key = _culprit(err, p.values, task, lines) or culprit
             raise SpecError(f"{_where(path, lines, line_key)}: {err}") from None
     return spec
 
 
-def _culprit(err: ConfigError, values: dict, task: str) -> str | None:
+def _culprit(err: ConfigError, values: dict, task: str, lines: dict) -> str | None:
+    """The spec key whose line an error of a point's config points at."""
     text = str(err)
     if text.startswith("unknown model"):
         return "model"
@@ -267,7 +283,39 @@ def _culprit(err: ConfigError, values: dict, task: str) -> str | None:
         short = canonical_field(k, task).split(".")[-1]
         if text.startswith(f"{short}=") or f"{k}" in text.split(";")[0]:
             return k
-    return None
+    named = text.split("=", 1)[0].split(".")[-1] if "=" in text.split(" ", 1)[0] else ""
+    return named if named in lines else None
+
+
+def _check_spec_types(path: Path, lines: dict, raw: dict) -> None:
+    """Types of the spec's own keys, and the executor's kind and workers."""
+    kinds = dict(name=str, exclude=list, baseline=dict, metrics=list, executor=dict)
+    for key, kind in kinds.items():
+        if raw.get(key) is not None and not isinstance(raw[key], kind):
+            allowed = {str: "a string", list: "a list", dict: "a mapping"}[kind]
+            raise SpecError(
+                f"{_where(path, lines, key)}: {key}={raw[key]!r} is not allowed; allowed values: {allowed}"
+            )
+    for ex in raw.get("exclude") or []:
+        if not isinstance(ex, dict):
+            raise SpecError(
+                f"{_where(path, lines, 'exclude')}: exclude entry {ex!r}; allowed: mappings of axis: value"
+            )
+    for m in raw.get("metrics") or []:
+        if not isinstance(m, str):
+            raise SpecError(f"{_where(path, lines, 'metrics')}: metrics entry {m!r}; allowed: metric names")
+    executor = raw.get("executor") or {}
+    if "kind" in executor and executor["kind"] not in EXECUTORS:
+        raise SpecError(
+            f"{_where(path, lines, 'kind', 'executor')}: executor.kind={executor['kind']!r} is not allowed; "
+            f"allowed values: {', '.join(EXECUTORS)}"
+        )
+    workers = executor.get("workers", 1)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise SpecError(
+            f"{_where(path, lines, 'workers', 'executor')}: executor.workers={workers!r} is not allowed; "
+            "allowed values: integers >= 1"
+        )
 
 
 def _check_model(cfg) -> None:

@@ -1,4 +1,5 @@
-"""The results store: every run's ``result.json`` (the source of truth) flattened into one DataFrame row."""
+"""The results store: every run's ``result.json`` (the source of truth) flattened into one DataFrame row, with
+the status of ``ablations.status`` (a corrupt or unfinished run is a row with its status, never dropped)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ablations.status import point_state
 from bench.errors import ConfigError
 
 RESULT_FIELDS = ("status", "reason", "top1", "top5", "best_top1", "train_loss", "epochs", "classes")
@@ -36,7 +38,8 @@ def collect(root: str | Path) -> pd.DataFrame:
     spec = _read(root / "spec.json")
     values = {p["name"]: p["values"] for p in spec.get("points", [])}
     rows = []
-    for run in sorted(d for d in runs_dir.iterdir() if d.is_dir() and (d / "config.json").exists()):
+    has_files = [d for d in runs_dir.iterdir() if d.is_dir() and any(p.name != ".lock" for p in d.iterdir())]
+    for run in sorted(has_files):
         config, result, env = (
             _read(run / "config.json"),
             _read(run / "result.json"),
@@ -49,7 +52,8 @@ def collect(root: str | Path) -> pd.DataFrame:
         _flat("", config.get("overrides", {}), cfg)
         row.update({k: v for k, v in cfg.items() if k not in row})
         row.update({k: result.get(k) for k in RESULT_FIELDS})
-        row["status"] = result.get("status", "pending")
+        state = point_state(run)
+        row["status"], row["reason"] = state.status, state.reason
         eff = result.get("efficiency") or {}
         for k, v in eff.items():
             if not isinstance(v, (dict, list)):
@@ -58,7 +62,7 @@ def collect(root: str | Path) -> pd.DataFrame:
         row["run_dir"] = str(run)
         rows.append(row)
     if not rows:
-        raise ConfigError(f"{root}: no run records found (expected <dir>/runs/<run>/config.json)")
+        raise ConfigError(f"{root}: no run records found (expected <dir>/runs/<run>/result.json)")
     return pd.DataFrame(rows)
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import time
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -240,11 +242,30 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``spikebench`` console script."""
     args = build_parser().parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:  # Ctrl-C and SIGTERM end any command the same way, even where a shell ignored SIGINT
+        previous = (
+            signal.signal(signal.SIGTERM, _sigterm),
+            signal.signal(signal.SIGINT, signal.default_int_handler),
+        )
     try:
         return args.func(args)
     except ConfigError as err:
         print(f"spikebench: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:  # records of an interrupted run say "interrupted"; a rerun resumes
+        why = str(err) or "SIGINT"
+        print(f"spikebench: interrupted by {why}; rerun the same command to resume", file=sys.stderr)
+        return 143 if why == "SIGTERM" else 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous[0])
+            signal.signal(signal.SIGINT, previous[1])
+
+
+def _sigterm(signum: int, frame: object) -> None:
+    """SIGTERM ends a command like Ctrl-C does (records say interrupted)."""
+    raise KeyboardInterrupt("SIGTERM")
 
 
 if __name__ == "__main__":

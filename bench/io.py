@@ -38,3 +38,14 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
 def write_json_atomic(path: str | Path, obj: object) -> Path:
     """Atomically write ``obj`` as indented JSON."""
     return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def move_aside(path: str | Path, tag: str = "corrupt") -> Path:
+    """Rename a bad file to ``<name>.<tag>-<UTC time>`` beside it (kept for inspection); the new path."""
+    from datetime import UTC, datetime
+
+    path = Path(path)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    target = path.with_name(f"{path.name}.{tag}-{stamp}")
+    os.replace(path, target)
+    return target

@@ -30,8 +30,8 @@ def _spec(tmp: Path, data: Path, name: str, epochs: int, seeds: int) -> Path:
 def _timed(spec_path: Path, pool: LocalPool, root: Path) -> float:
     spec = load_spec(spec_path)
     start = time.perf_counter()
-    status = run_sweep(spec, pool, root, progress=False)
-    assert set(status.values()) == {"ok"}, status
+    outcome = run_sweep(spec, pool, root, progress=False)
+    assert outcome.count("ok") == len(outcome.states), outcome.states
     return time.perf_counter() - start
 
 
@@ -51,7 +51,7 @@ def main() -> None:
         tmp = Path(tmp)
         data = write_imagenet_folder(tmp / "data", 10, 20, 5, size=32)
         spec = _spec(tmp, data, "speed", args.epochs, args.points)
-        _timed(_spec(tmp, data, "warm", 1, 1), LocalPool(1), tmp / "warm")  # start the forkserver once
+        _timed(_spec(tmp, data, "warm", 1, 1), LocalPool(1), tmp / "warm")  # warm the file cache
         runs = {
             "1 worker x 1 thread": LocalPool(1, threads=1),
             "2 workers x 1 thread": LocalPool(2, threads=1),

@@ -3,6 +3,18 @@
 The sweep runner, the results store and the tables only ever see this interface, so none of them names a
 task. A task's ``run`` writes ``result.json`` in the run directory (atomically) with at least
 ``status`` (``ok`` / ``failed``), ``reason`` when failed, ``task``, ``model`` and its metrics, and returns it.
+
+Robustness contract (``ablations/status.py`` reads what a task leaves):
+- user errors (config, dataset, annotation file, checkpoint path) raise ``ConfigError`` / ``DataError``
+  with one line naming the file, the field and the allowed values; raised before training, they still end
+  as a failed record (the runner writes it when the task did not);
+- ``KeyboardInterrupt`` (SIGINT, and SIGTERM, which the CLI and the workers turn into it) is recorded as
+  ``status: interrupted``, ``reason: interrupted by SIGINT`` (or SIGTERM), then re-raised; a plain rerun
+  resumes the point;
+- checkpoints are written atomically and the previous one kept (``prev.pt``); an unreadable checkpoint or
+  a torn record is moved aside with ``bench.io.move_aside`` and reported with ``bench.errors.warn`` (one
+  line naming the file), and the run resumes from the last good checkpoint;
+- a config dataclass checks its field types (``bench.errors.check_types``) in ``__post_init__``.
 """
 
 from __future__ import annotations

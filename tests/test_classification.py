@@ -141,7 +141,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(small_data, tmp_
 
     with pytest.raises(KeyboardInterrupt):
         train(cfg, out=tmp_path / "cut", progress=False, on_epoch_end=stop)
-    assert json.loads((tmp_path / "cut" / "result.json").read_text())["status"] == "failed"
+    assert json.loads((tmp_path / "cut" / "result.json").read_text())["status"] == "interrupted"
     resumed = train(cfg, out=tmp_path / "cut", progress=False)
     a = torch.load(tmp_path / "full" / "checkpoints" / "last.pt", weights_only=False)
     b = torch.load(tmp_path / "cut" / "checkpoints" / "last.pt", weights_only=False)

@@ -218,6 +218,15 @@ def build_datasets(spec: DataSpec, img_size: int, hflip: float = 0.5) -> tuple[D
     """(train, eval) datasets with their transforms."""
     if spec.format == "imagenet-folder":
         train = ImageFolderDataset(spec.root / "train", build_transform(img_size, True, hflip))
+        extra = sorted(
+            d.name for d in (spec.root / "val").iterdir() if d.is_dir() and d.name not in train.classes
+        )
+        if extra:
+            raise DataError(
+                f"{spec.root / 'val' / extra[0]}: class folder not in train/ ({len(extra)} such); "
+                f"allowed: the classes of {spec.root / 'train'} ({', '.join(train.classes[:5])}"
+                f"{', …' if len(train.classes) > 5 else ''})"
+            )
         val = ImageFolderDataset(spec.root / "val", build_transform(img_size, False), classes=train.classes)
         return train, val
     return (

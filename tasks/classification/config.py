@@ -7,7 +7,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from bench.errors import ConfigError, check_choice
+from bench.errors import ConfigError, check_choice, check_types
 
 DISTILL_KINDS = ("none", "qfd", "fgd", "kd")
 OPTIMIZERS = ("adamw", "lamb")
@@ -56,6 +56,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if isinstance(self.distill, dict):
             self.distill = DistillConfig(**self.distill)
+        check_types(self)
         check_choice("opt", self.opt, OPTIMIZERS)
         check_choice("distill.kind", self.distill.kind, DISTILL_KINDS)
         if self.epochs < 1 or self.batch_size < 1:

@@ -29,8 +29,8 @@ from torch.utils.data import DataLoader, RandomSampler
 from tqdm import tqdm
 
 from bench.data.datasets import build_datasets, resolve_data
-from bench.errors import ConfigError
-from bench.io import atomic_path, write_json_atomic
+from bench.errors import ConfigError, DataError, warn
+from bench.io import atomic_path, move_aside, write_json_atomic
 from bench.measure.profile import profile_model
 from bench.registry import create_model, model_entry
 from tasks.classification.config import TrainConfig
@@ -84,8 +84,40 @@ def _seed_all(seed: int) -> None:
 
 
 def _save_atomic(obj: dict, path: Path) -> None:
+    """Write a checkpoint atomically; the one it replaces stays as ``prev.pt`` (the fallback on resume)."""
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+        if path.exists():
+            os.replace(path, path.with_name("prev.pt"))
+
+
+def _read_json(path: Path, move_aside_if_corrupt: bool = False) -> object:
+    """A JSON file of this run; a torn one is a one-line DataError, or moved aside (with a warning)."""
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        why = f"{path}: not valid JSON ({str(err).splitlines()[0]})"
+        if not move_aside_if_corrupt:
+            raise DataError(f"{why}; allowed: delete the run folder, or pass a new --out") from None
+        warn(f"{why}; moved to {move_aside(path).name}; redoing the run")
+        return None
+
+
+def _load_checkpoint(out: Path, dev: torch.device, restore: Callable[[dict], None]) -> dict | None:
+    """The newest readable checkpoint (``last.pt``, else ``prev.pt``) restored through ``restore``; an
+    unreadable one is moved aside with a one-line warning naming it. None: start from scratch."""
+    for name in ("last.pt", "prev.pt"):
+        path = out / "checkpoints" / name
+        if not path.exists():
+            continue
+        try:
+            ckpt = torch.load(path, map_location=dev, weights_only=False)  # our own file: trusted
+            restore(ckpt)
+            return ckpt
+        except Exception as err:  # torn or foreign file: zip, pickle and key errors alike
+            why = f"{type(err).__name__}: {err}".splitlines()[0][:200]
+            warn(f"{path}: unreadable checkpoint ({why}); moved to {move_aside(path).name}")
+    return None
 
 
 def accuracy(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> list[float]:
@@ -176,20 +208,15 @@ def train(
     result_path = out / "result.json"
     config = cfg.as_dict()
     if (out / "config.json").exists():
-        saved = json.loads((out / "config.json").read_text())
+        saved = _read_json(out / "config.json")
         if saved != json.loads(json.dumps(config)):
             raise ConfigError(
                 f"{out}: holds a run of another config; allowed: the same config, or a new --out"
             )
-        if result_path.exists():
-            previous = json.loads(result_path.read_text())
-            if previous.get("status") == "ok":
-                return previous
-    model_entry(cfg.model)  # unknown model: one-line error before anything is written
-    spec = resolve_data(cfg.data)
-    entry = model_entry(cfg.model)
-    img_size = cfg.img_size or entry.paper.get("img_size", 224)
-    train_set, eval_set = build_datasets(spec, img_size, cfg.hflip)
+        previous = _read_json(result_path, move_aside_if_corrupt=True) if result_path.exists() else None
+        if isinstance(previous, dict) and previous.get("status") == "ok":
+            return previous
+    entry = model_entry(cfg.model)  # unknown model: one-line error before anything is written
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
@@ -199,6 +226,9 @@ def train(
         write_json_atomic(out / "config.json", config)
         write_json_atomic(out / "environment.json", dict(environment(cfg.seed, dev), world_size=ddp.world))
     try:
+        spec = resolve_data(cfg.data)  # data errors inside the try: they end as a failed record
+        img_size = cfg.img_size or entry.paper.get("img_size", 224)
+        train_set, eval_set = build_datasets(spec, img_size, cfg.hflip)
         result = _train(
             cfg,
             out,
@@ -213,12 +243,15 @@ def train(
             ddp,
         )
     except BaseException as err:  # interrupts too: the record says why the run stopped
-        reason = f"{type(err).__name__}: {err}".splitlines()[0]
+        if isinstance(err, KeyboardInterrupt):  # SIGINT, or SIGTERM turned into it: resumable
+            status, reason = "interrupted", f"interrupted by {err or 'SIGINT'}"
+        elif isinstance(err, ConfigError):
+            status, reason = "failed", str(err)
+        else:
+            status, reason = "failed", f"{type(err).__name__}: {err}"
         if ddp.main:
-            write_json_atomic(
-                result_path,
-                dict(status="failed", reason=reason, model=cfg.model, traceback=traceback.format_exc()),
-            )
+            record = dict(status=status, reason=reason.strip().splitlines()[0], task="classification")
+            write_json_atomic(result_path, dict(record, model=cfg.model, traceback=traceback.format_exc()))
         raise
     if ddp.main:
         write_json_atomic(result_path, result)
@@ -262,13 +295,16 @@ def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train
     metrics: list[dict] = []
     start_epoch = 0
     ckpt_path = out / "checkpoints" / "last.pt"
-    if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=dev, weights_only=False)  # our own file: trusted
+
+    def restore(ckpt: dict) -> None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         sched.load_state_dict(ckpt["scheduler"])
         if distiller is not None and distiller.qfd is not None:
             distiller.qfd.load_state_dict(ckpt["distill"])
+
+    ckpt = _load_checkpoint(out, dev, restore)
+    if ckpt is not None:
         metrics = ckpt["metrics"]
         start_epoch = ckpt["epoch"] + 1
         _set_rng_state(ckpt["rng"])
