@@ -187,9 +187,20 @@ def test_leaderboard_columns_and_order(runs):
     assert leaderboard(dense, "detection")["model"].tolist() == ["y", "x"]
 
 
-def test_runs_that_did_not_learn_are_left_out(runs):
-    chance = runs.assign(top1=100.0 / runs["classes"])
-    assert usable(chance).empty
+def test_runs_that_did_not_learn_are_left_out():
+    made = pd.DataFrame(
+        dict(
+            status=["ok", "ok", "ok", "failed", "ok"],
+            task=["classification"] * 4 + ["detection"],
+            classes=[10, 10, 10, 10, None],
+            top1=[80.0, 10.0, 80.0, 80.0, None],
+            fr_mean=[0.2, 0.2, 0.0, 0.2, None],
+            bbox_mAP=[None, None, None, None, 0.0],
+        )
+    )
+    assert usable(made).index.tolist() == [0]  # chance, silent, unfinished, zero box AP are left out
+    flagged = made.assign(flag=["chance: top-1 at guessing", "", "", "", ""], fr_mean=0.2)
+    assert usable(flagged).index.tolist() == [1, 2]  # the store's health flag decides when records carry it
 
 
 def test_published_vs_measured_join_on_known_numbers():

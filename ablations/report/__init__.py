@@ -109,8 +109,12 @@ def build_report(
             written += write_paper_tables(compare(published, runs, configs, mapping), configs, out)
     written.append(write_model_index(model_index(good, published), out / "model-index.yml"))
     excluded = runs.loc[~runs.index.isin(good.index), ["sweep", "run", "model", "status", "reason"]]
+    flags = runs["flag"] if "flag" in runs else pd.Series("", index=runs.index)
     excluded = excluded.assign(
-        why=["did not learn" if s == "ok" else "not finished" for s in excluded["status"]],
+        why=[
+            (f"did not learn {flags.get(i) or ''}".strip() if s == "ok" else "not finished")
+            for i, s in zip(excluded.index, excluded["status"], strict=True)
+        ],
         reason=excluded["reason"].fillna(""),
     )
     written.append(_index(out, boards, items, published is not None, paper_note, excluded, runs))

@@ -121,20 +121,24 @@ def _family(model: object, model_entry) -> str:
 
 
 def did_not_learn(df: pd.DataFrame) -> pd.Series:
-    """True where a finished run is no result: primary metric at chance (classification: top-1 at most
-    1.2 x 100/classes; dense tasks: 0) or every neuron silent (mean firing rate 0)."""
+    """True where a finished run is no result. The store's ``flag`` (``tasks.health``: chance top-1 by a
+    binomial test, silent spiking layers) when the records carry it; otherwise top-1 at most 1.2 x chance
+    or a mean firing rate of 0. Dense tasks: a primary metric of 0."""
     flags = pd.Series(False, index=df.index)
+    has_flag = "flag" in df
+    if has_flag:
+        flags |= df["flag"].fillna("").astype(str) != ""
     for task, metric in PRIMARY.items():
-        rows = df["task"] == task
         if metric not in df:
             continue
+        rows = df["task"] == task
         value = pd.to_numeric(df[metric], errors="coerce")
-        if task == "classification" and "classes" in df:
+        if task != "classification":
+            flags |= rows & (value <= 0)
+        elif not has_flag and "classes" in df:
             chance = 100.0 / pd.to_numeric(df["classes"], errors="coerce")
             flags |= rows & (value <= 1.2 * chance)
-        else:
-            flags |= rows & (value <= 0)
-    if "fr_mean" in df:
+    if not has_flag and "fr_mean" in df:
         flags |= pd.to_numeric(df["fr_mean"], errors="coerce") == 0
     return flags
 
