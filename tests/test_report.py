@@ -300,3 +300,16 @@ def test_report_end_to_end(sources, tmp_path):
     assert [c["Name"] for c in meta["Collections"]] == ["QSD-Transformer"]
     paper = pd.read_csv(out / "paper_vs_measured.csv")
     assert set(paper["spikebench model"]) == {"qsd_8_512"} and paper["published (paper)"].notna().all()
+
+
+def test_report_cli_bad_source_is_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.cli", "report", str(tmp_path / "nope"), "--out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode != 0 and "no such results folder" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
