@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from matplotlib.collections import PathCollection
 
 from ablations.executors import make_executor
 from ablations.report import build_report, figures
@@ -96,10 +97,10 @@ def test_pareto_figure(runs, tmp_path):
     labels = _labels(ax)
     assert "qsd (spiking)" in labels and "qsd (ANN)" in labels and "Pareto front" in labels
     assert ax.get_xlabel() == "Energy (mJ)" and ax.get_ylabel() == "Top-1 (%)"
-    sizes = [c.get_sizes() for c in ax.collections if len(c.get_sizes())]
-    assert len(sizes) == 2  # one scatter series per family and kind
+    scatters = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(scatters) == 2  # one scatter series per family and kind
     # bits sweep: 2 settings x 2 seeds -> 2 points with error bars; lam: 2 points; ANN: 1 point
-    assert sum(len(c.get_offsets()) for c in ax.collections if len(c.get_sizes())) == 5
+    assert sum(len(c.get_offsets()) for c in scatters) == 5
     paths = figures.save(fig, tmp_path, "pareto")
     assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 1000 for p in paths)
 
@@ -153,7 +154,7 @@ def test_curves_figure(runs, tmp_path):
     fig = figures.curves_figure(hist, "top1")
     loss, top1 = fig.axes
     assert len(loss.lines) == 7 and len(top1.lines) == 7
-    assert list(loss.lines[0].get_xdata()) == [1, 2]
+    assert list(loss.lines[0].get_xdata()) == [1, 2, 3]
     assert loss.get_ylabel() == "Training loss" and top1.get_ylabel() == "Top-1 (%)"
     assert all(p.stat().st_size > 1000 for p in figures.save(fig, tmp_path, "curves"))
 

@@ -54,7 +54,7 @@ def leaderboard(df: pd.DataFrame, task: str) -> pd.DataFrame:
         if task == "classification":
             table[f"{m}_err"] = 100.0 - table[m]
             cols.append(f"{m}_err")
-    cols.append("param_count")
+    cols += ["param_count"] if "param_count" in table else []
     if task == "classification":
         table = table.assign(**CLASSIFICATION_EVAL)
         cols += list(CLASSIFICATION_EVAL)

@@ -166,5 +166,5 @@ def setting_label(df: pd.DataFrame, exclude: tuple[str, ...] = ()) -> pd.Series:
     labels = df["model"].astype(str)
     for c in dict.fromkeys(overrides + varying):
         shown = df[c].notna() if c not in varying else pd.Series(True, index=df.index)
-        labels = labels + (f" {c}=" + df[c].astype(str)).where(shown, "")
+        labels = labels + (f" {c}=" + df[c].map(str)).where(shown, "")  # map: NaN -> "nan", not NaN
     return labels
