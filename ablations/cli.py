@@ -1,4 +1,5 @@
-"""``spikebench sweep run|status|retry``, ``spikebench results`` and ``spikebench table``."""
+"""``spikebench sweep run|status|retry``, ``spikebench results``, ``spikebench table`` and
+``spikebench report``."""
 
 from __future__ import annotations
 
@@ -181,6 +182,14 @@ def _table(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from ablations.report import build_report
+
+    paths = build_report(args.sources, args.out, args.paper_results, paper=not args.no_paper)
+    print(f"wrote {len(paths)} files; start at {Path(args.out) / 'index.md'}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``sweep``, ``results`` and ``table`` to the spikebench CLI."""
     s = sub.add_parser("sweep", help="run, inspect or retry an ablation sweep from a YAML spec")
@@ -217,3 +226,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--out", default=None, help="output folder (default results/tables)")
     t.set_defaults(func=_table)
+    rp = sub.add_parser("report", help="figures, leaderboards, published vs measured and model-index.yml")
+    rp.add_argument("sources", nargs="+", help="sweep folders, folders of runs or run folders")
+    rp.add_argument("--out", default="results/report", help="output folder (default results/report)")
+    rp.add_argument(
+        "--paper-results",
+        default=None,
+        help="paper_results.csv (default: ../shared/reference/ beside the repo)",
+    )
+    rp.add_argument("--no-paper", action="store_true", help="skip the published-vs-measured tables")
+    rp.set_defaults(func=_report)

@@ -1,0 +1,200 @@
+"""Report figures, one function per kind, each returning a matplotlib ``Figure`` (no pyplot state).
+
+Inputs are the tidy run table of ``ablations.report.records.load_runs`` (finished runs that learned); runs
+that differ only by seed are one setting drawn as mean ± standard deviation (error bars when n > 1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ablations.report.records import setting_label
+from ablations.tables import LABELS
+from bench.io import atomic_path
+
+MARKERS = {True: "o", False: "s"}  # spiking: circle, ANN: square
+
+
+def label(col: str) -> str:
+    """Axis label of a column (the table labels, else the column name)."""
+    return LABELS.get(
+        col, {"distill.weight": "λ (distillation weight)", "bits_w": "Weight bits"}.get(col, col)
+    )
+
+
+def aggregate(
+    df: pd.DataFrame, x: str, y: str, exclude: tuple[str, ...] = (), x_measured: bool = False
+) -> pd.DataFrame:
+    """Mean, std and count of ``y`` per (setting, ``x``); the setting excludes the seed, ``x`` and
+    ``exclude``. ``x_measured``: ``x`` is a measurement (energy), averaged per setting instead of grouped
+    on. Also carries the first ``model``, ``family``, ``spiking``, ``params_M`` of each group."""
+    d = df.assign(series=setting_label(df, exclude=(x, *exclude)).to_numpy())
+    d = d.assign(**{y: pd.to_numeric(d[y], errors="coerce"), x: pd.to_numeric(d[x], errors="coerce")})
+    keep = {c: "first" for c in ("model", "family", "spiking", "params_M") if c in d}
+    if x_measured:
+        keep[x] = "mean"
+    out = d.groupby(["series"] if x_measured else ["series", x], sort=True).agg(
+        mean=(y, "mean"), std=(y, "std"), n=(y, "size"), **{k: (k, v) for k, v in keep.items()}
+    )
+    return out.reset_index()
+
+
+def _errorbars(ax, g: pd.DataFrame, x: str, **kw) -> None:
+    yerr = g["std"].where(g["n"] > 1).fillna(0).to_numpy() if (g["n"] > 1).any() else None
+    ax.errorbar(g[x], g["mean"], yerr=yerr, capsize=3 if yerr is not None else 0, **kw)
+
+
+def pareto_front(cost: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """Indices of the non-dominated points (lower cost, higher value), by increasing cost."""
+    order = np.lexsort((-value, cost))
+    front, best = [], -np.inf
+    for i in order:
+        if value[i] > best:
+            front.append(i)
+            best = value[i]
+    return np.array(front, dtype=int)
+
+
+def pareto_figure(df: pd.DataFrame, metric: str = "top1", cost: str = "energy_mJ") -> Figure:
+    """``metric`` against ``cost``: marker size = parameters, circles = spiking, squares = ANN, one series
+    per family and kind, error bars over seeds, and the Pareto front."""
+    agg = aggregate(df.assign(_cost=df[cost]), "_cost", metric, exclude=(cost,), x_measured=True)
+    agg = agg.dropna(subset=["_cost", "mean"])
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    biggest = max(float(agg["params_M"].max()), 1e-9)
+    for (family, spiking), g in agg.groupby(["family", "spiking"], sort=True):
+        kind = "spiking" if spiking else "ANN"
+        _errorbars(ax, g, "_cost", fmt="none", ecolor="0.5", elinewidth=0.8)
+        ax.scatter(
+            g["_cost"],
+            g["mean"],
+            s=30 + 370 * g["params_M"] / biggest,
+            marker=MARKERS[bool(spiking)],
+            alpha=0.75,
+            edgecolors="k",
+            label=f"{family} ({kind})",
+        )
+    front = pareto_front(agg["_cost"].to_numpy(), agg["mean"].to_numpy())
+    if len(front):
+        f = agg.iloc[front]
+        ax.plot(f["_cost"], f["mean"], "k--", drawstyle="steps-post", lw=1, label="Pareto front")
+        for _, r in f.iterrows():
+            ax.annotate(
+                r["series"], (r["_cost"], r["mean"]), fontsize=6, xytext=(3, 3), textcoords="offset points"
+            )
+    if agg["_cost"].min() > 0 and agg["_cost"].max() / agg["_cost"].min() > 20:
+        ax.set_xscale("log")
+    ax.set_xlabel(label(cost))
+    ax.set_ylabel(label(metric))
+    ax.set_title(f"{label(metric)} vs {label(cost)} (marker area = parameters)")
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def bits_figure(df: pd.DataFrame, metric: str = "top1") -> Figure:
+    """``metric`` against weight bits (one line per setting, error bars over seeds), with the true-MB and
+    paper-MB sizes of each model on a second axis."""
+    d = df.assign(bits_w=pd.to_numeric(df["bits_w"], errors="coerce"))
+    agg = aggregate(d, "bits_w", metric, exclude=("bits", "bits_first", "bits_head"))
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    for series, g in agg.groupby("series", sort=True):
+        _errorbars(ax, g, "bits_w", marker="o", label=series)
+    size = ax.twinx()
+    for model, g in d.groupby("model", sort=True):
+        s = g.groupby("bits_w")[["size_MB", "size_MB_paper"]].mean()
+        size.plot(s.index, s["size_MB"], ls="--", marker="^", color="0.35", label=f"{model} true MB")
+        size.plot(s.index, s["size_MB_paper"], ls=":", marker="v", color="0.6", label=f"{model} paper MB")
+    ax.set_xscale("log", base=2)
+    ticks = sorted(agg["bits_w"].dropna().unique())
+    ax.set_xticks(ticks, [str(int(t)) for t in ticks])
+    ax.set_xlabel(label("bits_w"))
+    ax.set_ylabel(label(metric))
+    size.set_ylabel("Size (MB; true and paper convention)")
+    ax.set_title(f"{label(metric)} and model size vs weight bits")
+    lines = ax.get_legend_handles_labels()
+    more = size.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def lambda_figure(df: pd.DataFrame, metric: str = "top1") -> Figure:
+    """``metric`` against the distillation weight λ of distilled runs (one line per setting)."""
+    d = df[df["distill.kind"].astype(str) != "none"]
+    agg = aggregate(d, "distill.weight", metric)
+    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    for series, g in agg.groupby("series", sort=True):
+        _errorbars(ax, g, "distill.weight", marker="o", label=series)
+    ax.set_xlabel(label("distill.weight"))
+    ax.set_ylabel(label(metric))
+    kinds = ", ".join(sorted(d["distill.kind"].astype(str).unique()))
+    ax.set_title(f"{label(metric)} vs λ ({kinds} distillation)")
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def firing_figure(efficiency: dict, title: str) -> Figure:
+    """Per-layer firing rates of one model (``efficiency.json``): a heat map over neuron layers and time
+    steps, and bars of each layer's mean rate and non-zero rate."""
+    rows = efficiency.get("firing_rates")
+    if not isinstance(rows, list) or not rows:
+        raise ValueError(f"{title}: no per-layer firing rates in the record (not a spiking model)")
+    table = pd.DataFrame(rows)
+    rates = np.array(table["fr_per_t"].tolist(), dtype=float)
+    fig = Figure(figsize=(8.0, 0.5 + 0.18 * len(table)), layout="constrained")
+    heat, bars = fig.subplots(1, 2, sharey=True, width_ratios=(1, 2))
+    im = heat.imshow(rates, aspect="auto", cmap="viridis", interpolation="nearest")
+    heat.set_xticks(range(rates.shape[1]), [str(t + 1) for t in range(rates.shape[1])])
+    heat.set_xlabel("Time step")
+    heat.set_yticks(range(len(table)), table["neuron"].tolist(), fontsize=6)
+    fig.colorbar(im, ax=heat, label="Firing rate (spikes per element per step)")
+    y = np.arange(len(table))
+    bars.barh(y - 0.2, table["fr"], height=0.4, label="firing rate")
+    bars.barh(y + 0.2, table["nonzero"], height=0.4, label="non-zero rate")
+    bars.set_xlabel("Rate (mean over steps)")
+    bars.legend(fontsize=7)
+    fig.suptitle(f"Firing rate per layer and step: {title}", fontsize=9)
+    return fig
+
+
+def curves_figure(histories: dict[str, list[dict]], metric: str = "top1", x: str = "epoch") -> Figure:
+    """Training loss and ``metric`` against ``x`` (``metrics.json``), one line per run."""
+    fig = Figure(figsize=(9.0, 3.8), layout="constrained")
+    loss_ax, metric_ax = fig.subplots(1, 2)
+    for name, rows in sorted(histories.items()):
+        h = pd.DataFrame(rows)
+        if x not in h:
+            continue
+        if "train_loss" in h:
+            loss_ax.plot(h[x], h["train_loss"], marker=".", label=name)
+        if metric in h:
+            metric_ax.plot(h[x], h[metric], marker=".", label=name)
+    loss_ax.set_xlabel(x)
+    loss_ax.set_ylabel("Training loss")
+    metric_ax.set_xlabel(x)
+    metric_ax.set_ylabel(label(metric))
+    metric_ax.legend(fontsize=6, loc="best")
+    for a in (loss_ax, metric_ax):
+        a.grid(alpha=0.3)
+    fig.suptitle("Training curves", fontsize=9)
+    return fig
+
+
+def save(fig: Figure, out_dir: str | Path, stem: str) -> list[Path]:
+    """Write ``<stem>.png`` and ``<stem>.pdf`` (atomically); returns both paths."""
+    paths = []
+    for fmt in ("png", "pdf"):
+        path = Path(out_dir) / f"{stem}.{fmt}"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=150)
+        paths.append(path)
+    return paths

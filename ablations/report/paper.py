@@ -1,0 +1,314 @@
+"""Published vs measured: rows of ``paper_results.csv`` joined with spikebench runs through an explicit
+mapping (no fuzzy matching), and the parameter count and size of every paper configuration (built on
+PyTorch's meta device: no training, no weights).
+
+A published number is only ever compared with a run on the same dataset (a run on generated data never
+stands in for ImageNet); the columns say which number is published and which is measured.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from bench.errors import ConfigError
+from bench.io import write_text_atomic
+
+PAPER_RESULTS_ENV = "SPIKEBENCH_PAPER_RESULTS"
+PUBLISHED = "published (paper)"
+MEASURED = "measured (spikebench)"
+DELTA = "Δ (measured − published)"
+
+
+@dataclass(frozen=True)
+class PaperConfig:
+    """One published configuration (``model``/``variant`` of paper_results.csv, exact strings) and the
+    spikebench model that reproduces it. ``overrides`` build it; ``match`` are the values a run must have
+    (run-table columns) to count as a measurement of it; ``datasets`` limits the CSV rows."""
+
+    model: str
+    variant: str
+    name: str
+    overrides: dict = field(default_factory=dict)
+    match: dict = field(default_factory=dict)
+    datasets: tuple[str, ...] = ("ImageNet-1K",)
+    note: str = ""
+
+
+NOTES = {
+    "sdt_8_768": "published at 288 px inference (official --large-valid)",
+    "sdtv2_8_512": "published number is with knowledge distillation",
+    "qsd_8_512": "'T=4' = 4 virtual steps of IE-LIF at T=1 (official code)",
+}
+
+
+def _imagenet_rows() -> tuple[PaperConfig, ...]:
+    """The ImageNet-1K row of every model, from the one model -> row table of ``spikebench eval``
+    (``tasks.classification.eval.PAPER_ROWS``); SDT models are measured at T = 4 unless the row says T = 1."""
+    from tasks.classification.eval import PAPER_ROWS
+
+    out = []
+    for name, (model, variant) in PAPER_ROWS.items():
+        match = {"T": 4} if name.startswith("sdt") else {}
+        if name == "sdt_8_768":
+            match["resolution"] = 288
+        if name == "sdt_8_512":  # published at T = 1 and T = 4
+            out.append(PaperConfig(model, variant, name, {"T": 1}, {"T": 1}))
+        out.append(PaperConfig(model, variant, name, match=match, note=NOTES.get(name, "")))
+    return tuple(out)
+
+
+_QSD_MB = "QSD's MB and '6.8M parameters' are params x bits/32 (energy_model.md section 3)"
+_MF = "224px, 450 epochs"
+# published rows beyond the ImageNet row of each model: sizes in the QSD paper, CIFAR, model-zoo evaluations
+EXTRA_ROWS: tuple[PaperConfig, ...] = (
+    PaperConfig("QSD-Transformer", "headline", "qsd_8_512", note=_QSD_MB),
+    PaperConfig("SD-Transformer v2 (baseline row in QSD)", "32-1-4", "sdtv2_8_512", note=_QSD_MB),
+    PaperConfig("SD-Transformer (baseline row in QSD)", "32-1-4", "sdt_8_768", note=_QSD_MB),
+    PaperConfig(
+        "Spike-driven Transformer",
+        "This Work",
+        "sdt_2_512_cifar",
+        match={"classes": 10, "T": 4},
+        datasets=("CIFAR-10",),
+        note="2-512 CIFAR config per the official repo",
+    ),
+    PaperConfig(
+        "Spike-driven Transformer",
+        "This Work",
+        "sdt_2_512_cifar",
+        {"num_classes": 100},
+        {"classes": 100, "T": 4},
+        datasets=("CIFAR-100",),
+        note="2-512 CIFAR config, 100-class head",
+    ),
+    *(
+        PaperConfig(f"EfficientFormer-L{k}", "mmpretrain eval of official ckpt", f"efficientformer_l{k}")
+        for k in (1, 3, 7)
+    ),
+    *(
+        PaperConfig(f"mobile-former-{m}", _MF, f"mobile_former_{m}")
+        for m in ("26m", "52m", "96m", "151m", "214m", "294m", "508m")
+    ),
+)
+
+
+def paper_map() -> tuple[PaperConfig, ...]:
+    """Every published configuration compared: the ImageNet rows of ``PAPER_ROWS`` and ``EXTRA_ROWS``."""
+    return _imagenet_rows() + EXTRA_ROWS
+
+
+# published metric -> (run-table column, factor applied to the measured value, label)
+METRICS = {
+    "top1": ("top1", 1.0, "top-1 (%)"),
+    "top5": ("top5", 1.0, "top-5 (%)"),
+    "model_size": ("size_MB_paper", 1.0, "size (MB, QSD convention params x bits/32)"),
+    "params_reported": ("size_MB_paper", 1.0, "'parameters' (M, QSD convention params x bits/32)"),
+    "APbox": ("bbox_mAP", 100.0, "box AP"),
+    "APbox50": ("bbox_mAP_50", 100.0, "box AP50"),
+    "APbox75": ("bbox_mAP_75", 100.0, "box AP75"),
+    "APmask": ("segm_mAP", 100.0, "mask AP"),
+    "mIoU": ("mIoU", 1.0, "mIoU (%)"),
+    "energy_mj": ("energy_mJ", 1.0, "energy (mJ)"),
+    "params_m": ("params_M", 1.0, "parameters (M)"),
+}
+# a run's dataset as named in paper_results.csv (generated sets keep their own name)
+DATASETS = {
+    ("classification", 1000): "ImageNet-1K",
+    ("classification", 100): "CIFAR-100",
+    ("classification", 10): "CIFAR-10",
+    ("detection", None): "MS-COCO val2017",
+    ("segmentation", None): "ADE20K val",
+}
+
+
+def default_path() -> Path:
+    """``../shared/reference/paper_results.csv`` beside the checkout (or beside its worktree folder);
+    ``$SPIKEBENCH_PAPER_RESULTS`` overrides."""
+    if os.environ.get(PAPER_RESULTS_ENV):
+        return Path(os.environ[PAPER_RESULTS_ENV])
+    repo = Path(__file__).resolve().parents[2]
+    for base in (repo.parent, repo.parent.parent):
+        path = base / "shared" / "reference" / "paper_results.csv"
+        if path.exists():
+            return path
+    return repo.parent / "shared" / "reference" / "paper_results.csv"
+
+
+def load_published(path: str | Path | None = None) -> pd.DataFrame:
+    """paper_results.csv (one row per published value)."""
+    path = Path(path) if path is not None else default_path()
+    if not path.exists():
+        raise ConfigError(
+            f"{path}: published results not found; pass --paper-results or set ${PAPER_RESULTS_ENV}"
+        )
+    return pd.read_csv(path)
+
+
+def run_dataset(row: pd.Series) -> str:
+    """The dataset of a run in paper_results.csv's names; generated data keeps its ``generated:`` name."""
+    data = str(row.get("data", ""))
+    if data.startswith("generated:") or data == "nan":
+        return data
+    classes = row.get("classes")
+    key = (
+        row.get("task"),
+        int(classes) if pd.notna(classes) and row.get("task") == "classification" else None,
+    )
+    return DATASETS.get(key, data)
+
+
+def _selected(published: pd.DataFrame, cfg: PaperConfig) -> pd.DataFrame:
+    rows = published[
+        (published["model"] == cfg.model)
+        & (published["variant"].fillna("") == cfg.variant)
+        & published["dataset"].isin(cfg.datasets)
+    ]
+    if cfg.match.get("T") is not None and rows["timesteps"].notna().any():
+        rows = rows[rows["timesteps"].isna() | (rows["timesteps"] == cfg.match["T"])]
+    return rows
+
+
+def _runs_of(runs: pd.DataFrame, cfg: PaperConfig, dataset: str) -> pd.DataFrame:
+    if runs is None or runs.empty:
+        return pd.DataFrame()
+    ok = runs[(runs["model"] == cfg.name) & (runs["status"] == "ok")]
+    for col, value in cfg.match.items():
+        if col in ok:
+            ok = ok[pd.to_numeric(ok[col], errors="coerce") == value]
+    return ok[[run_dataset(r) == dataset for _, r in ok.iterrows()]]
+
+
+def paper_configs(
+    mapping: tuple[PaperConfig, ...] | None = None, every_paper_model: bool = True
+) -> pd.DataFrame:
+    """Parameters, true MB and paper MB of every mapped configuration (and, with ``every_paper_model``,
+    of every registered paper-size model), built on the meta device."""
+    import torch
+
+    from bench.measure.size import model_size, param_summary
+    from bench.registry import create_model, list_models, model_entry
+
+    rows, seen = [], {}
+    mapping = paper_map() if mapping is None else mapping
+    todo = [(c.name, c.overrides) for c in mapping]
+    todo += [(n, {}) for n in list_models(tiny=False)] if every_paper_model else []
+    for name, overrides in todo:
+        key = (name, tuple(sorted(overrides.items())))
+        if key not in seen:
+            with torch.device("meta"):
+                model = create_model(name, **overrides)
+            size, params = model_size(model), param_summary(model)
+            seen[key] = dict(
+                params_M=params["total"] / 1e6,
+                size_MB=size["true_mb"],
+                size_MB_paper=size["paper_mb"],
+                bits_w=size["bits_w"],
+                T=getattr(model, "T", None),
+            )
+            rows.append(
+                dict(
+                    model=name,
+                    overrides=" ".join(f"{k}={v}" for k, v in overrides.items()),
+                    family=model_entry(name).family,
+                    **seen[key],
+                    params_M_registry=model_entry(name).paper.get("params_m"),
+                    mapped=any(c.name == name for c in mapping),
+                )
+            )
+    return pd.DataFrame(rows)
+
+
+def _items(sel: pd.DataFrame) -> list[tuple[dict, str, float]]:
+    """(CSV row, metric, published value): the row's own metric, plus its parameter count and energy."""
+    rows = sel.to_dict("records")
+    items = [(r, r["metric"], r["value"]) for r in rows if r["metric"] in METRICS]
+    # QSD's 'params' column holds its 32-bit-equivalent size (params_reported), not a parameter count
+    with_params = [r for r in rows if pd.notna(r["params_m"])]
+    if with_params and not any(r["metric"] == "params_reported" for r in rows):
+        items.append((with_params[0], "params_m", float(with_params[0]["params_m"])))
+    items += [(r, "energy_mj", float(r["energy_mj"])) for r in rows if pd.notna(r["energy_mj"])]
+    return items
+
+
+def compare(
+    published: pd.DataFrame,
+    runs: pd.DataFrame | None,
+    configs: pd.DataFrame,
+    mapping: tuple[PaperConfig, ...] | None = None,
+) -> pd.DataFrame:
+    """One row per (published value, mapped configuration): published, measured (mean of the matching
+    runs on the same dataset, or the built model for parameters and size), Δ and where each comes from."""
+    mapping = paper_map() if mapping is None else mapping
+    built = {(r["model"], r["overrides"]): r for r in configs.to_dict("records")}
+    out = []
+    for cfg in mapping:
+        tag = " ".join(f"{k}={v}" for k, v in cfg.overrides.items())
+        b = built[(cfg.name, tag)]
+        for r, metric, value in _items(_selected(published, cfg)):
+            column, factor, what = METRICS[metric]
+            measured, by, n, std = None, "no run on this dataset", 0, None
+            if column in ("params_M", "size_MB_paper"):
+                measured, by, n = b[column], "built model (no training)", 1
+            else:
+                found = _runs_of(runs, cfg, r["dataset"])
+                vals = (
+                    pd.to_numeric(found[column], errors="coerce").dropna() * factor if column in found else []
+                )
+                if len(vals):
+                    measured, n = float(vals.mean()), len(vals)
+                    std = float(vals.std()) if n > 1 else None
+                    by = ", ".join(found.loc[vals.index, "run"].astype(str))
+            out.append(
+                {
+                    "paper": r["paper"],
+                    "source table": r["source_table"],
+                    "dataset": r["dataset"],
+                    "published model": r["model"],
+                    "variant": r["variant"],
+                    "metric": what,
+                    PUBLISHED: value,
+                    MEASURED: measured,
+                    "measured std": std,
+                    DELTA: None if measured is None else measured - value,
+                    "spikebench model": f"{cfg.name} {tag}".strip(),
+                    "measured by": by,
+                    "runs": n,
+                    "note": cfg.note,
+                }
+            )
+    return pd.DataFrame(out)
+
+
+def _shown(df: pd.DataFrame) -> pd.DataFrame:
+    """Missing values as None (Markdown shows them as —, not nan)."""
+    return df.astype(object).where(df.notna(), None)
+
+
+def write_paper_tables(comparison: pd.DataFrame, configs: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+    """``paper_vs_measured.{csv,md}`` and ``paper_configs.{csv,md}``."""
+    out_dir = Path(out_dir)
+    heading = (
+        f"Published numbers are copied from the papers (column '{PUBLISHED}'); '{MEASURED}' is measured "
+        "by spikebench (a run on the same dataset, or the built model for parameters and size).\n\n"
+    )
+    cfg = configs.assign(**{"Δ params (%)": 100 * (configs["params_M"] / configs["params_M_registry"] - 1)})
+    return [
+        write_text_atomic(out_dir / "paper_vs_measured.csv", comparison.to_csv(index=False)),
+        write_text_atomic(
+            out_dir / "paper_vs_measured.md",
+            heading + _shown(comparison).to_markdown(index=False, floatfmt=".4g", missingval="—") + "\n",
+        ),
+        write_text_atomic(out_dir / "paper_configs.csv", cfg.to_csv(index=False)),
+        write_text_atomic(
+            out_dir / "paper_configs.md",
+            "Every paper configuration built on the meta device (no training): parameters, true MB "
+            "(packed low-bit weights + fp32 rest) and paper MB (params x bits/32); `params_M_registry` is "
+            "the published count recorded in the model registry.\n\n"
+            + _shown(cfg).to_markdown(index=False, floatfmt=".4g", missingval="—")
+            + "\n",
+        ),
+    ]
