@@ -14,11 +14,17 @@ from bench.errors import ConfigError, check_choice
 NECK_HEADS = ("ann", "spiking")
 
 
-def build_spikebench_model(model: dict, neck_head: str = "ann", registry: str = "mmseg") -> nn.Module:
+def build_spikebench_model(
+    model: dict, neck_head: str = "ann", registry: str = "mmseg", data_preprocessor: dict | None = None
+) -> nn.Module:
     """Build ``model`` from the ``registry`` scope's MODELS; ``neck_head='spiking'`` makes neck and heads
-    spiking as in the official SDT-V2/QSD dense code (``tasks.openmm.spiking.make_spiking_``)."""
+    spiking as in the official SDT-V2/QSD dense code (``tasks.openmm.spiking.make_spiking_``).
+    ``data_preprocessor`` (the runner passes the config's top-level one) is the model's unless it has one."""
     check_choice("neck_head", neck_head, NECK_HEADS)
     check_choice("registry", registry, ("mmseg", "mmdet"))
+    if data_preprocessor is not None:
+        model = dict(model)
+        model.setdefault("data_preprocessor", data_preprocessor)
     if registry == "mmseg":
         from mmseg.registry import MODELS
     else:
