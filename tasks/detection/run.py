@@ -19,6 +19,7 @@ from tasks.detection.config import DetConfig
 
 CUSTOM_IMPORTS = [
     "tasks.openmm",
+    "tasks.openmm.checkpoint",
     "tasks.openmm.necks",
     "tasks.openmm.distill",
     "tasks.detection.model",
