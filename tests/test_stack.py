@@ -13,7 +13,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import init_default_scope
 from mmengine.structures import InstanceData, PixelData
 
-import tasks.mm_backbone  # noqa: F401  (registers SpikebenchBackbone)
+import tasks.openmm  # noqa: F401  (registers SpikebenchBackbone)
 
 CONFIGS = Path(__file__).resolve().parents[1] / "tasks" / "configs" / "stack_check"
 

@@ -1,3 +1,7 @@
-"""OpenMMLab glue shared by the dense tasks; importing it registers modules in mmdet's and mmseg's MODELS."""
+"""The layer both OpenMMLab tasks share: backbone adapter, hooks, config loader, runner, measurement.
 
-from tasks.openmm import necks  # noqa: F401  (registers SimpleFPN and LN2d)
+Importing this package registers ``SpikebenchBackbone``, ``SimpleFPN``/``LN2d`` and the hooks in mmengine's,
+mmdet's and mmseg's registries (configs name them by ``type``). Only ``tasks/`` imports the OpenMMLab stack.
+"""
+
+from tasks.openmm import backbone, hooks, model, necks  # noqa: F401  (registers modules)

@@ -1,5 +1,6 @@
 # RetinaNet from the installed mmdet configs around a tiny QSD-Transformer (stack check, CPU).
 _base_ = ["mmdet::retinanet/retinanet_r50_fpn_1x_coco.py"]
+custom_imports = dict(imports=["tasks.openmm"], allow_failed_imports=False)
 
 model = dict(
     backbone=dict(

@@ -1,5 +1,6 @@
 # Semantic FPN from the installed mmseg configs around a tiny QSD-Transformer (stack check, CPU).
 _base_ = ["mmseg::sem_fpn/fpn_r50_4xb4-160k_ade20k-512x512.py"]
+custom_imports = dict(imports=["tasks.openmm"], allow_failed_imports=False)
 
 norm_cfg = dict(type="BN", requires_grad=True)
 model = dict(

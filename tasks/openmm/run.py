@@ -1,0 +1,243 @@
+"""One OpenMMLab run into a directory: validate, train (resuming), test, measure, record.
+
+A run directory holds ``config.json`` (the task config), ``environment.json``, ``mm_config.py`` (the filled
+mmengine config), ``mm/`` (mmengine's work dir: logs and ``iter_*.pth`` checkpoints, each written
+atomically) and ``result.json`` (status ok / failed with the reason, task, model, metrics, efficiency,
+config digest, neck_head), all written atomically. Rerunning the same config resumes from the newest
+checkpoint (iteration schedule; torch RNG restored by ``RngStateHook``, data order replayed by mmengine),
+so a run killed mid-training ends with the same record as an uninterrupted one; an ok run is not redone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from mmengine.config import Config
+from mmengine.fileio import LocalBackend, register_backend
+
+from bench.errors import ConfigError
+from bench.io import atomic_path, write_json_atomic, write_text_atomic
+from bench.registry import model_entry
+from tasks.classification.train import environment
+
+
+@register_backend("spikebench_atomic", force=True)
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend, but every write is atomic (a kill never leaves a torn checkpoint)."""
+
+    def put(self, obj: bytes, filepath) -> None:
+        with atomic_path(filepath) as tmp:
+            tmp.write_bytes(obj)
+
+    def put_text(self, obj: str, filepath, encoding: str = "utf-8") -> None:
+        with atomic_path(filepath) as tmp:
+            tmp.write_text(obj, encoding=encoding)
+
+
+def latest_checkpoint(work_dir: Path) -> Path | None:
+    """The ``iter_<n>.pth`` with the largest n in ``work_dir`` (None when there is none)."""
+    found = [
+        (int(m.group(1)), p)
+        for p in work_dir.glob("iter_*.pth")
+        if (m := re.fullmatch(r"iter_(\d+)\.pth", p.name))
+    ]
+    return max(found)[1] if found else None
+
+
+def unique_name(prefix: str) -> str:
+    """An mmengine experiment name no other runner in this process has (mmengine keys its logger, message
+    hub and visualizer by it, so a repeated name would write into another run's log)."""
+    return f"{prefix}-{time.strftime('%Y%m%d_%H%M%S')}-{uuid.uuid4().hex[:8]}"
+
+
+def _check_dir(out: Path, config: dict) -> dict | None:
+    """The previous ok record of this config in ``out`` (None when there is none to reuse)."""
+    if not (out / "config.json").exists():
+        return None
+    saved = json.loads((out / "config.json").read_text())
+    if saved != json.loads(json.dumps(config)):
+        raise ConfigError(f"{out}: holds a run of another config; allowed: the same config, or a new --out")
+    result = out / "result.json"
+    if result.exists():
+        previous = json.loads(result.read_text())
+        if previous.get("status") == "ok":
+            return previous
+    return None
+
+
+def test_images(runner, n: int) -> list[torch.Tensor]:
+    """The first ``n`` test images after the model's data preprocessor (a sliding-window test: their first
+    window), i.e. what one forward sees at test time."""
+    model = runner.model.module if hasattr(runner.model, "module") else runner.model
+    test_cfg = getattr(model, "test_cfg", None) or {}
+    window = test_cfg.get("crop_size") if test_cfg.get("mode") == "slide" else None
+    images = []
+    for batch in runner.test_dataloader:
+        inputs = model.data_preprocessor(batch, False)["inputs"]
+        if window is not None:  # sliding-window test: one forward sees one window
+            inputs = inputs[..., : window[0], : window[1]]
+        images.extend(inputs[i : i + 1] for i in range(inputs.shape[0]))
+        if len(images) >= n:
+            break
+    return images[:n]
+
+
+def run_openmm(
+    cfg_obj,
+    out: str | Path,
+    *,
+    task: str,
+    build_config: Callable[[Path], Config],
+    validate: Callable[[], object],
+    metrics: tuple[str, ...],
+    neck_head: str = "ann",
+    measure: bool = True,
+    measure_images: int = 2,
+    measure_fn: Callable[..., dict] | None = None,
+    extra_metrics: Callable[[object], dict] | None = None,
+    progress: bool = False,
+) -> dict:
+    """Run (or resume, or return the ok record of) ``cfg_obj`` (a task config dataclass with ``model``,
+    ``seed`` and ``digest()``) into ``out``; ``build_config(work_dir)`` gives the filled mmengine config,
+    ``validate()`` checks the data (one-line DataError) before anything is written or trained."""
+    out = Path(out)
+    config = dataclasses.asdict(cfg_obj)
+    previous = _check_dir(out, config)
+    if previous is not None:
+        return previous
+    model_entry(cfg_obj.model)
+    validate()
+    mm_cfg = build_config(out / "mm")
+    main = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 writes the records
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out / "config.json", config)
+        write_text_atomic(out / "mm_config.py", mm_cfg.pretty_text)
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        write_json_atomic(out / "environment.json", _environment(cfg_obj.seed, device))
+    try:
+        result = _train_test(
+            cfg_obj,
+            out,
+            mm_cfg,
+            task,
+            metrics,
+            neck_head,
+            measure,
+            measure_images,
+            measure_fn,
+            extra_metrics,
+            progress,
+        )
+    except BaseException as err:  # interrupts too: the record says why the run stopped
+        reason = f"{type(err).__name__}: {err}".splitlines()[0] if str(err) else type(err).__name__
+        if not main:
+            raise
+        write_json_atomic(
+            out / "result.json",
+            dict(
+                status="failed",
+                reason=reason,
+                task=task,
+                model=cfg_obj.model,
+                neck_head=neck_head,
+                config_digest=cfg_obj.digest(),
+                traceback=traceback.format_exc(),
+            ),
+        )
+        raise
+    if main:
+        write_json_atomic(out / "result.json", result)
+    return result
+
+
+def _environment(seed: int, device: torch.device) -> dict:
+    import mmcv
+    import mmdet
+    import mmengine
+    import mmseg
+
+    return dict(
+        environment(seed, device),
+        mmengine=mmengine.__version__,
+        mmcv=mmcv.__version__,
+        mmdet=mmdet.__version__,
+        mmseg=mmseg.__version__,
+    )
+
+
+def _train_test(
+    cfg_obj,
+    out,
+    mm_cfg,
+    task,
+    metrics,
+    neck_head,
+    measure,
+    measure_images,
+    measure_fn,
+    extra_metrics,
+    progress,
+) -> dict:
+    from mmengine.runner import Runner
+
+    import tasks.openmm  # noqa: F401  (registers the backbone and hooks)
+
+    ckpt = latest_checkpoint(out / "mm")
+    mm_cfg = mm_cfg.copy()
+    mm_cfg.resume = ckpt is not None
+    mm_cfg.load_from = str(ckpt) if ckpt is not None else None
+    mm_cfg.log_level = "INFO" if progress else "WARNING"
+    mm_cfg.experiment_name = unique_name(out.name)
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    try:
+        runner = Runner.from_cfg(mm_cfg)
+        runner.train()
+        scores = runner.test()
+    finally:  # mmengine's deterministic=True is process-wide: give the caller its setting back
+        torch.use_deterministic_algorithms(deterministic)
+    values = {k: float(scores[k]) for k in metrics if k in scores}
+    missing = [k for k in metrics if k not in scores]
+    if missing:
+        raise RuntimeError(f"the evaluator gave {sorted(scores)}; missing {missing}")
+    record_metrics = dict(values)
+    if extra_metrics is not None:
+        record_metrics.update(extra_metrics(runner))
+    efficiency = None
+    if measure and os.environ.get("RANK", "0") == "0":
+        model = runner.model.module if hasattr(runner.model, "module") else runner.model
+        images = test_images(runner, measure_images)
+        efficiency = (measure_fn or _measure)(model, images)
+        write_json_atomic(out / "efficiency.json", efficiency)
+    inner = mm_cfg.model.get("model", mm_cfg.model)  # inside SpikebenchModel
+    bb = inner.backbone
+    model = runner.model.module if hasattr(runner.model, "module") else runner.model
+    return dict(
+        status="ok",
+        task=task,
+        model=cfg_obj.model,
+        **values,
+        metrics=record_metrics,
+        efficiency=efficiency,
+        neck_head=neck_head,
+        spiking_neck_head=getattr(model, "spiking_neck_head", None),
+        backbone_maps=mm_cfg.get("backbone_maps"),
+        overrides={k: v for k, v in bb.items() if k not in ("type", "model_name", "out_indices")},
+        iters=runner.train_loop.max_iters,
+        config_digest=cfg_obj.digest(),
+    )
+
+
+def _measure(model, images) -> dict:
+    from tasks.openmm.measure import measure_whole_model
+
+    return measure_whole_model(model, images)

@@ -1,0 +1,25 @@
+"""ADE20K semantic segmentation (mmseg 1.2): Semantic FPN and UPerNet around any registered backbone."""
+
+from pathlib import Path
+
+from tasks.api import TaskDef
+from tasks.segmentation.config import DistillConfig, SegConfig, config_from_dict
+
+
+def run(config: dict, out: Path, progress: bool = False) -> dict:
+    """Run (or resume) one segmentation point into ``out``."""
+    from tasks.segmentation.train import train
+
+    return train(config_from_dict(config), out=out, progress=progress)
+
+
+TASK = TaskDef(
+    name="segmentation",
+    config_cls=SegConfig,
+    distill_cls=DistillConfig,
+    config_from_dict=config_from_dict,
+    run=run,
+    metrics=("mIoU", "aAcc", "mAcc"),
+)
+
+__all__ = ["TASK", "DistillConfig", "SegConfig", "config_from_dict"]

@@ -1,0 +1,96 @@
+"""What defines a segmentation run: SegConfig (hashed into the run folder name) and DistillConfig."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+from bench.errors import ConfigError, check_bits, check_choice
+
+SEGMENTORS = ("semfpn", "upernet")
+SIZES = ("tiny", "paper")
+NECK_HEADS = ("ann", "spiking")
+TEST_MODES = ("whole", "slide")
+DISTILL_KINDS = ("none", "qfd", "kd-feature")
+
+
+@dataclass
+class DistillConfig:
+    """Feature distillation from a frozen full-precision teacher segmentor (QFD: its maps quantized)."""
+
+    kind: str = "none"
+    teacher: str | None = (
+        None  # the teacher's run directory (mm_config.py + newest checkpoint) or config file
+    )
+    teacher_checkpoint: str | None = None  # its checkpoint, when not the run directory's newest
+    weight: float = 1.0  # lambda
+    teacher_bits: int = 8  # QFD: bits of the quantized teacher maps
+
+
+@dataclass
+class SegConfig:
+    """Everything that defines a segmentation run (hashed into its directory name)."""
+
+    model: str
+    segmentor: str = "semfpn"
+    size: str = "tiny"
+    data: str = "generated:ade20k-tiny"
+    overrides: dict = field(default_factory=dict)
+    iters: int | None = None  # None: the config's schedule (tiny 60; paper 160k, EfficientFormer FPN 40k)
+    batch_size: int | None = None  # per GPU/process; None: the config's (tiny 8, paper 4)
+    lr: float | None = None
+    seed: int = 0
+    crop: int | None = None  # square crop side; None: the config's (tiny 64, paper 512)
+    neck_head: str = "ann"
+    test_mode: str | None = None  # None: whole, or slide for fixed-size backbones (EfficientFormer)
+    checkpoint_interval: int | None = None  # None: iters // 4 (tiny), 16000 (paper)
+    val_interval: int = 0  # 0: no validation during training (test at the end)
+    measure: bool = True
+    distill: DistillConfig = field(default_factory=DistillConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.distill, dict):
+            self.distill = DistillConfig(**self.distill)
+        check_choice("segmentor", self.segmentor, SEGMENTORS)
+        check_choice("size", self.size, SIZES)
+        check_choice("neck_head", self.neck_head, NECK_HEADS)
+        if self.test_mode is not None:
+            check_choice("test_mode", self.test_mode, TEST_MODES)
+        check_choice("distill.kind", self.distill.kind, DISTILL_KINDS)
+        for name in ("iters", "batch_size", "crop", "checkpoint_interval"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ConfigError(f"{name}={v!r} is not allowed; allowed values: integers >= 1")
+        if self.crop is not None and self.crop % 32:
+            raise ConfigError(f"crop={self.crop} is not allowed; allowed values: multiples of 32")
+        if self.lr is not None and self.lr <= 0:
+            raise ConfigError(f"lr={self.lr} is not allowed; allowed values: > 0")
+        if self.distill.weight < 0:
+            raise ConfigError(f"distill.weight={self.distill.weight} is not allowed; allowed values: >= 0")
+        check_bits("distill.teacher_bits", self.distill.teacher_bits)
+        if self.distill.kind != "none" and not self.distill.teacher:
+            raise ConfigError(
+                f"distill.kind={self.distill.kind!r} needs distill.teacher (a run directory or config)"
+            )
+
+    def digest(self) -> str:
+        """Content hash of the config (names run directories)."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def config_from_dict(d: dict) -> SegConfig:
+    """A SegConfig from a plain dict; unknown keys are a one-line error naming the allowed ones."""
+    allowed = {f.name for f in dataclasses.fields(SegConfig)}
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown field {unknown[0]!r}; allowed fields: {', '.join(sorted(allowed))}")
+    if isinstance(d.get("distill"), dict):
+        allowed_d = {f.name for f in dataclasses.fields(DistillConfig)}
+        bad = sorted(set(d["distill"]) - allowed_d)
+        if bad:
+            raise ConfigError(
+                f"unknown field 'distill.{bad[0]}'; allowed fields: {', '.join(sorted(allowed_d))}"
+            )
+    return SegConfig(**d)
