@@ -59,11 +59,14 @@ def _sweep(args: argparse.Namespace) -> int:
     executor = make_executor(kind, workers, root, **(executor_cfg if kind != "local" else {}))
     status = run_sweep(spec, executor, root, retry=args.action == "retry", progress=not args.quiet)
     failed = [k for k, v in status.items() if v == "failed"]
-    if args.table and len(failed) < len(status):
+    if len(failed) < len(status):
         from ablations.store import collect
 
+        df = collect(root)
+        warn_not_learned(df, list(spec.axes) + (["seed"] if spec.seeds else []))
+    if args.table and len(failed) < len(status):
         _emit_table(
-            collect(root),
+            df,
             list(spec.axes),
             spec.metrics,
             spec.baseline or None,
@@ -79,6 +82,15 @@ def _sweep(args: argparse.Namespace) -> int:
         reason = json.loads((root / "runs" / name / "result.json").read_text()).get("reason")
         print(f"  failed {name}: {reason}")
     return 0 if not failed else 1
+
+
+def warn_not_learned(df, axes: list[str]) -> int:
+    """A warning line on stderr for every finished run that did not learn; returns how many."""
+    bad = df[(df["status"] == "ok") & (df["flag"].fillna("") != "")] if "flag" in df.columns else df[:0]
+    for _, row in bad.iterrows():
+        where = ", ".join(f"{a}={row[a]}" for a in axes if a in row)
+        print(f"warning: run {row['run']} ({where}) did not learn: {row['flag']}", file=sys.stderr)
+    return len(bad)
 
 
 def _emit_table(
@@ -149,6 +161,7 @@ def _table(args: argparse.Namespace) -> int:
     baseline = _params(args.baseline) if args.baseline else spec_info.get("baseline") or None
     order = spec_info.get("axes") if isinstance(spec_info.get("axes"), dict) else None
     out_dir = Path(args.out) if args.out else Path("results") / "tables"
+    warn_not_learned(df, axes)
     _emit_table(df, axes, metrics, baseline, order, out_dir, spec_info.get("name", "ablation"))
     return 0
 

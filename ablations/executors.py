@@ -1,13 +1,13 @@
 """Where sweep points run: a local process pool, Slurm (or its local stand-in) through submitit, or Ray.
 
-Every executor calls ``ablations.runner.run_point`` in a separate process with the same thread count per
-point (CPU cores / workers), so the same spec gives the same records whichever executor runs it.
+Every executor calls ``ablations.runner.run_point`` in a separate process; the thread count of a point is
+its config's ``threads`` (fixed, hashed), so the same spec gives the same records whichever executor runs it
+and with any number of workers.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 from collections.abc import Callable
 from multiprocessing.connection import wait
 from pathlib import Path
@@ -17,10 +17,6 @@ from bench.errors import check_choice
 
 EXECUTORS = ("local", "submitit", "ray")
 Report = Callable[[str, str, int], None]
-
-
-def _threads(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // workers)
 
 
 def _gpu_count() -> int:
@@ -41,9 +37,8 @@ class LocalPool:
     """Up to ``workers`` point processes at a time (forkserver, heavy modules preloaded); one GPU per
     worker slot when GPUs exist."""
 
-    def __init__(self, workers: int = 1, threads: int | None = None) -> None:
+    def __init__(self, workers: int = 1) -> None:
         self.workers = max(1, workers)
-        self.threads = threads or _threads(self.workers)
         self.gpus = _gpu_count()
 
     def run(self, tasks: list[Task], report: Report) -> None:
@@ -58,7 +53,7 @@ class LocalPool:
                 gpu = slot % self.gpus if self.gpus else None
                 proc = ctx.Process(
                     target=run_point,
-                    args=(task.run_dir, task.config, self.threads, gpu, task.task),
+                    args=(task.run_dir, task.config, gpu, task.task),
                     name=f"spikebench-{task.name}",
                 )
                 proc.start()
@@ -92,12 +87,10 @@ class SubmititPool:
         step = self.workers if ex.cluster != "slurm" else len(tasks) or 1
         for i in range(0, len(tasks), step):
             chunk = tasks[i : i + step]
-            threads = [_threads(self.workers)] * len(chunk)
             jobs = ex.map_array(
                 run_point,
                 [t.run_dir for t in chunk],
                 [t.config for t in chunk],
-                threads,
                 [None] * len(chunk),
                 [t.task for t in chunk],
             )
@@ -130,7 +123,7 @@ class RayPool:
         try:
             gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
             remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(run_point)
-            refs = {remote.remote(t.run_dir, t.config, _threads(self.workers), None, t.task): t for t in tasks}
+            refs = {remote.remote(t.run_dir, t.config, None, t.task): t for t in tasks}
             while refs:
                 ready, _ = ray.wait(list(refs), num_returns=1)
                 task = refs.pop(ready[0])

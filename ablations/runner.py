@@ -61,18 +61,20 @@ def point_status(run_dir: Path) -> str:
     return "pending"
 
 
-def run_point(
-    run_dir: str, config: dict, threads: int = 1, gpu: int | None = None, task: str = "classification"
-) -> dict:
-    """Run one point of ``task`` in this process (called inside a worker process by every executor)."""
+def run_point(run_dir: str, config: dict, gpu: int | None = None, task: str = "classification") -> dict:
+    """Run one point of ``task`` in this process (called inside a worker process by every executor).
+
+    The thread count is the config's ``threads`` (part of the point's hash), never the executor's choice,
+    so a point gives the same record whoever runs it."""
     _die_with_parent()
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     import torch
 
     from tasks import get_task
+    from tasks.determinism import DEFAULT_THREADS
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(int(config.get("threads", DEFAULT_THREADS)))
     path = Path(run_dir)
     path.mkdir(parents=True, exist_ok=True)
     with open(path / ".lock", "a") as lock:
@@ -134,6 +136,7 @@ def run_sweep(
             mode=spec.mode,
             baseline=spec.baseline,
             metrics=spec.metrics,
+            seeds=spec.seeds,
             points=[dict(name=p.name, values=p.values) for p in spec.points()],
         ),
     )

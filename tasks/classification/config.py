@@ -7,7 +7,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from bench.errors import ConfigError, check_choice
+from bench.errors import ConfigError, check_choice, check_positive_int
+from tasks.determinism import DEFAULT_THREADS
 
 DISTILL_KINDS = ("none", "qfd", "fgd", "kd")
 OPTIMIZERS = ("adamw", "lamb")
@@ -50,6 +51,8 @@ class TrainConfig:
     seed: int = 0
     measure: bool = True
     measure_batches: int = 2
+    # intra-op CPU threads: part of the run's identity (1 vs 2 threads give different sums, so different runs)
+    threads: int = DEFAULT_THREADS
     distill: DistillConfig = field(default_factory=DistillConfig)
 
     def __post_init__(self) -> None:
@@ -57,6 +60,7 @@ class TrainConfig:
             self.distill = DistillConfig(**self.distill)
         check_choice("opt", self.opt, OPTIMIZERS)
         check_choice("distill.kind", self.distill.kind, DISTILL_KINDS)
+        check_positive_int("threads", self.threads)
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError(
                 f"epochs={self.epochs}, batch_size={self.batch_size}: allowed values: integers >= 1"
