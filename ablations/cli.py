@@ -78,18 +78,21 @@ def _sweep(args: argparse.Namespace) -> int:
         )
         return 143 if why == "SIGTERM" else 130
     states = outcome.states
-    if args.table and outcome.count("ok"):
+    if outcome.count("ok"):
         from ablations.store import collect
 
-        _emit_table(
-            collect(root),
-            list(spec.axes),
-            spec.metrics,
-            spec.baseline or None,
-            spec.axes,
-            Path(args.table),
-            spec.name,
-        )
+        df = collect(root)
+        warn_not_learned(df, list(spec.axes) + (["seed"] if spec.seeds else []))
+        if args.table:
+            _emit_table(
+                df,
+                list(spec.axes),
+                spec.metrics,
+                spec.baseline or None,
+                spec.axes,
+                Path(args.table),
+                spec.name,
+            )
     counts = ", ".join(
         f"{outcome.count(s)} {s}"
         for s in ("ok", "failed", "interrupted", "corrupt", "pending")
@@ -105,6 +108,15 @@ def _sweep(args: argparse.Namespace) -> int:
             label = "running elsewhere" if st.status == "running" else st.status
             print(f"  {label} {name}: {st.reason}")
     return 0 if outcome.count("ok") == len(states) else 1
+
+
+def warn_not_learned(df, axes: list[str]) -> int:
+    """A warning line on stderr for every finished run that did not learn; returns how many."""
+    bad = df[(df["status"] == "ok") & (df["flag"].fillna("") != "")] if "flag" in df.columns else df[:0]
+    for _, row in bad.iterrows():
+        where = ", ".join(f"{a}={row[a]}" for a in axes if a in row)
+        print(f"warning: run {row['run']} ({where}) did not learn: {row['flag']}", file=sys.stderr)
+    return len(bad)
 
 
 def _emit_table(
@@ -178,6 +190,7 @@ def _table(args: argparse.Namespace) -> int:
     baseline = _params(args.baseline) if args.baseline else spec_info.get("baseline") or None
     order = spec_info.get("axes") if isinstance(spec_info.get("axes"), dict) else None
     out_dir = Path(args.out) if args.out else Path("results") / "tables"
+    warn_not_learned(df, axes)
     _emit_table(df, axes, metrics, baseline, order, out_dir, spec_info.get("name", "ablation"))
     return 0
 

@@ -1,12 +1,12 @@
 """Where sweep points run: a local process pool, Slurm (or its local stand-in) through submitit, or Ray.
 
-Every executor calls ``ablations.runner.run_point`` in a separate process with the same thread count per
-point (CPU cores / workers), so the same spec gives the same records whichever executor runs it.
+Every executor calls ``ablations.runner.run_point`` in a separate process; the thread count of a point is
+its config's ``threads`` (fixed, hashed), so the same spec gives the same records whichever executor runs it
+and with any number of workers.
 """
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -18,10 +18,6 @@ from ablations.status import point_state
 from bench.errors import check_choice
 
 Report = Callable[[str, str, int], None]
-
-
-def _threads(workers: int) -> int:
-    return max(1, (os.cpu_count() or 1) // workers)
 
 
 def _gpu_count() -> int:
@@ -49,9 +45,8 @@ class LocalPool:
     """Up to ``workers`` point processes at a time, forked from a preloaded server that dies with the
     runner (``ablations.worker``); one GPU per worker slot when GPUs exist."""
 
-    def __init__(self, workers: int = 1, threads: int | None = None) -> None:
+    def __init__(self, workers: int = 1) -> None:
         self.workers = max(1, workers)
-        self.threads = threads or _threads(self.workers)
         self.gpus = _gpu_count()
         self.server = None
 
@@ -73,7 +68,6 @@ class LocalPool:
                         gpu=slot % self.gpus if self.gpus else None,
                         task=task.task,
                         retry=task.retry,
-                        threads=self.threads,
                     )
                     running[self.server.start(job)] = (task, slot)
                 for pid, code in self.server.ended(timeout=1.0):
@@ -138,7 +132,6 @@ class SubmititPool:
                 [None] * n,
                 [t.task for t in chunk],
                 [t.retry for t in chunk],
-                [_threads(self.workers)] * n,
             )
             for j, (job, task) in enumerate(zip(jobs, chunk, strict=True)):
                 returned = None
@@ -170,8 +163,7 @@ class RayPool:
         try:
             gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
             remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=0)(run_point)
-            threads = _threads(self.workers)
-            refs = {remote.remote(t.run_dir, t.config, None, t.task, t.retry, threads): t for t in tasks}
+            refs = {remote.remote(t.run_dir, t.config, None, t.task, t.retry): t for t in tasks}
             while refs:
                 ready, _ = ray.wait(list(refs), num_returns=1)
                 task = refs.pop(ready[0])

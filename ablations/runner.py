@@ -55,18 +55,21 @@ def run_point(
     gpu: int | None = None,
     task: str = "classification",
     retry: bool = False,
-    threads: int | None = None,
 ) -> dict:
     """Run one point of ``task`` in this process, under the point's lock (called in a worker process by
     every executor); returns its record, with ``elsewhere: true`` when another process holds the point or
-    has finished it meanwhile."""
+    has finished it meanwhile.
+
+    The thread count is the config's ``threads`` (part of the point's hash), never the executor's choice,
+    so a point gives the same record whoever runs it."""
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
     import torch
 
     from tasks import get_task
+    from tasks.determinism import DEFAULT_THREADS
 
-    torch.set_num_threads(threads or 1)
+    torch.set_num_threads(int(config.get("threads", DEFAULT_THREADS)))
     path = Path(run_dir)
     path.mkdir(parents=True, exist_ok=True)
     lock = take_lock(path)
@@ -146,6 +149,7 @@ def _write_spec(spec: SweepSpec, root: Path) -> None:
             mode=spec.mode,
             baseline=spec.baseline,
             metrics=spec.metrics,
+            seeds=spec.seeds,
             points=[dict(name=p.name, values=p.values) for p in spec.points()],
         ),
     )

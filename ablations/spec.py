@@ -11,6 +11,7 @@ mode: grid                 # grid (all combinations) or zip (the i-th value of e
 exclude: [{bits: 2, distill.kind: fgd}]
 baseline: {bits: 4, distill.kind: none}
 metrics: [top1, energy_mJ, size_MB]
+seeds: [0, 1, 2]           # every point once per seed (or repeats: 3 = seeds 0, 1, 2); tables: mean ± std
 ```
 Errors are one line: ``file:line: field: what is wrong; allowed values``; nothing runs.
 """
@@ -21,6 +22,7 @@ import copy
 import dataclasses
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +45,22 @@ MODEL_OPTIONS = (
     "rectify",
 )
 ALIASES = {"distill.lambda": "distill.weight"}
-SPEC_KEYS = ("name", "task", "base", "axes", "mode", "exclude", "baseline", "metrics", "executor")
+SPEC_KEYS = (
+    "name",
+    "task",
+    "base",
+    "axes",
+    "mode",
+    "exclude",
+    "baseline",
+    "metrics",
+    "executor",
+    "seeds",
+    "repeats",
+    "recipe",
+)
+LR_RULES = ("blr * global_batch / 256", "absolute")
+RECIPE_KEYS = ("source", "gpus", "per_gpu_batch", "global_batch", "lr_rule", "blr")
 
 
 def task_fields(task: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -149,9 +166,11 @@ class SweepSpec:
     baseline: dict = field(default_factory=dict)
     metrics: list = field(default_factory=lambda: ["top1", "top5", "energy_mJ", "size_MB"])
     executor: dict = field(default_factory=dict)
+    seeds: list[int] | None = None  # None: one run per point, the base (or default) seed
+    recipe: dict = field(default_factory=dict)  # the official recipe a paper spec follows (batch, lr rule)
 
     def points(self) -> list[Point]:
-        """The resolved points, in axis order, excluded ones removed."""
+        """The resolved points, in axis order (then seed order), excluded ones removed."""
         names = list(self.axes)
         combos = (
             zip(*self.axes.values(), strict=True)
@@ -163,10 +182,14 @@ class SweepSpec:
             values = dict(zip(names, combo, strict=True))
             if any(all(values.get(k) == v for k, v in ex.items()) for ex in self.exclude):
                 continue
-            config = copy.deepcopy(self.base)
-            for k, v in values.items():
-                _set(config, canonical_field(k, self.task), v)
-            out.append(Point(values, config, self.task))
+            for seed in self.seeds if self.seeds is not None else [None]:
+                config = copy.deepcopy(self.base)
+                for k, v in values.items():
+                    _set(config, canonical_field(k, self.task), v)
+                seeded = values if seed is None else dict(values, seed=seed)
+                if seed is not None:
+                    config["seed"] = seed
+                out.append(Point(seeded, config, self.task))
         return out
 
 
@@ -241,6 +264,7 @@ def load_spec(path: str | Path, validate_models: bool = True) -> SweepSpec:
                     f"{_where(path, lines, 'exclude')}: exclude names {k!r}, which is not an axis; "
                     f"allowed: {', '.join(axes)}"
                 )
+    seeds = _seeds(raw, path, lines, axes, base)
     spec = SweepSpec(
         path,
         raw.get("name", path.stem),
@@ -252,7 +276,14 @@ def load_spec(path: str | Path, validate_models: bool = True) -> SweepSpec:
         raw.get("baseline") or {},
         raw.get("metrics") or ["top1", "top5", "energy_mJ", "size_MB"],
         raw.get("executor") or {},
+        seeds,
+        raw.get("recipe") or {},
     )
+    if spec.recipe:
+        try:
+            check_recipe(spec.recipe, spec.base)
+        except ConfigError as err:
+            raise SpecError(f"{_where(path, lines, 'recipe')}: {err}") from None
     for k in spec.baseline:
         if k not in axes:
             raise SpecError(f"{_where(path, lines, 'baseline')}: baseline names {k!r}, which is not an axis")
@@ -272,6 +303,77 @@ def load_spec(path: str | Path, validate_models: bool = True) -> SweepSpec:
             line_key = _culprit(err, p.values, task, lines) or culprit
             raise SpecError(f"{_where(path, lines, line_key)}: {err}") from None
     return spec
+
+
+def recipe_lr(recipe: dict) -> float | None:
+    """The learning rate a recipe's rule gives (None for ``absolute``: the spec's lr is the official one)."""
+    if recipe["lr_rule"] == "absolute":
+        return None
+    return recipe["blr"] * recipe["global_batch"] / 256
+
+
+def check_recipe(recipe: dict, base: dict) -> None:
+    """A paper spec's recipe: global batch = GPUs x per-GPU batch = ``batch_size``, lr from its rule."""
+    unknown = sorted(set(recipe) - set(RECIPE_KEYS))
+    if unknown:
+        raise ConfigError(f"recipe: unknown key {unknown[0]!r}; allowed keys: {', '.join(RECIPE_KEYS)}")
+    needed = [k for k in RECIPE_KEYS if k != "blr" and k not in recipe]
+    if needed:
+        raise ConfigError(f"recipe: {needed[0]} is missing; a recipe names {', '.join(RECIPE_KEYS)}")
+    if recipe["lr_rule"] not in LR_RULES:
+        raise ConfigError(
+            f"recipe: lr_rule={recipe['lr_rule']!r} is not allowed; allowed: {', '.join(LR_RULES)}"
+        )
+    if recipe["gpus"] * recipe["per_gpu_batch"] != recipe["global_batch"]:
+        raise ConfigError(
+            f"recipe: global_batch={recipe['global_batch']} is not gpus x per_gpu_batch "
+            f"= {recipe['gpus'] * recipe['per_gpu_batch']}"
+        )
+    if base.get("batch_size") != recipe["global_batch"]:
+        raise ConfigError(
+            f"recipe: base.batch_size={base.get('batch_size')} is not the global batch "
+            f"{recipe['global_batch']}"
+        )
+    lr = recipe_lr(recipe)
+    if lr is not None and not math.isclose(base.get("lr", math.nan), lr, rel_tol=1e-6):
+        raise ConfigError(
+            f"recipe: base.lr={base.get('lr')} is not {recipe['lr_rule']} = {lr:.6g}; allowed: {lr:.6g}"
+        )
+
+
+def _seeds(raw: dict, path: Path, lines: dict, axes: dict, base: dict) -> list[int] | None:
+    """The spec's seeds (``seeds: [..]`` or ``repeats: n`` = seeds 0..n-1), validated; None when neither."""
+    if "seeds" in raw and "repeats" in raw:
+        raise SpecError(f"{_where(path, lines, 'repeats')}: give seeds or repeats, not both")
+    if "repeats" in raw:
+        n = raw["repeats"]
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise SpecError(
+                f"{_where(path, lines, 'repeats')}: repeats={n!r} is not allowed; "
+                "allowed values: integers >= 1"
+            )
+        seeds = list(range(n))
+    elif "seeds" in raw:
+        seeds = raw["seeds"]
+        if (
+            not isinstance(seeds, list)
+            or not seeds
+            or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in seeds)
+            or len(set(seeds)) != len(seeds)
+        ):
+            raise SpecError(
+                f"{_where(path, lines, 'seeds')}: seeds={seeds!r} is not allowed; "
+                "allowed values: a non-empty list of distinct integers >= 0"
+            )
+    else:
+        return None
+    key = "seeds" if "seeds" in raw else "repeats"
+    if "seed" in axes or "seed" in base:
+        raise SpecError(
+            f"{_where(path, lines, key)}: {key} and a seed in "
+            f"{'axes' if 'seed' in axes else 'base'} name the seed twice; allowed: one of them"
+        )
+    return list(seeds)
 
 
 def _culprit(err: ConfigError, values: dict, task: str, lines: dict) -> str | None:

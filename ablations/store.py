@@ -1,5 +1,9 @@
 """The results store: every run's ``result.json`` (the source of truth) flattened into one DataFrame row, with
-the status of ``ablations.status`` (a corrupt or unfinished run is a row with its status, never dropped)."""
+the status of ``ablations.status`` (a corrupt or unfinished run is a row with its status, never dropped).
+
+Each row also carries ``flag``: why the run did not learn (``tasks.health``: chance accuracy, silent
+spiking layers), empty when nothing was seen; tables mark flagged rows and never call them best.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import pandas as pd
 
 from ablations.status import point_state
 from bench.errors import ConfigError
+from tasks.health import learning_flags
 
 RESULT_FIELDS = ("status", "reason", "top1", "top5", "best_top1", "train_loss", "epochs", "classes")
 
@@ -27,6 +32,19 @@ def _flat(prefix: str, obj: object, out: dict) -> None:
             _flat(f"{prefix}.{k}" if prefix else k, v, out)
     else:
         out[prefix] = obj if not isinstance(obj, list) else json.dumps(obj)
+
+
+def _metrics(result: dict) -> dict:
+    """Every scalar of a task's record, by its key (``top1``, ``bbox_mAP``, ``mIoU`` ...); a nested
+    ``metrics`` mapping is read the same way, so any task's metrics are addressable by their keys."""
+    out = {}
+    for k, v in result.items():
+        if isinstance(v, (int, float, str, bool)) or v is None:
+            out[k] = v
+    for k, v in (result.get("metrics") or {}).items() if isinstance(result.get("metrics"), dict) else ():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = v
+    return out
 
 
 def collect(root: str | Path) -> pd.DataFrame:
@@ -52,13 +70,18 @@ def collect(root: str | Path) -> pd.DataFrame:
         _flat("", config.get("overrides", {}), cfg)
         row.update({k: v for k, v in cfg.items() if k not in row})
         row.update({k: result.get(k) for k in RESULT_FIELDS})
+        row.update({k: v for k, v in _metrics(result).items() if k not in row})
         state = point_state(run)
         row["status"], row["reason"] = state.status, state.reason
         eff = result.get("efficiency") or {}
         for k, v in eff.items():
             if not isinstance(v, (dict, list)):
                 row[k] = v
-        row.update({f"env.{k}": v for k, v in env.items()})
+        firing = _read(run / "efficiency.json").get("firing_rates")
+        row["flag"] = "; ".join(learning_flags(result, firing)) if row["status"] == "ok" else ""
+        flat_env: dict = {}
+        _flat("env", env, flat_env)
+        row.update(flat_env)
         row["run_dir"] = str(run)
         rows.append(row)
     if not rows:

@@ -1,11 +1,24 @@
-"""Paper-ready ablation tables: rows = settings, columns = metrics, delta to the baseline, best marked.
+"""Paper-ready ablation tables: rows = settings, columns = metrics over seeds, Δ to the baseline, best marked.
 
-Outputs CSV (numbers, with a ``best`` marker column per metric), Markdown (best in bold) and LaTeX
-(booktabs rules, best in ``\\textbf``), built from one tidy DataFrame with pandas.
+How to read them (also written under every table):
+- a cell is the mean ± the sample standard deviation (ddof = 1) over the row's ``n`` runs (one per seed);
+- ``Δ`` is the difference of means against the baseline row; ``*`` marks a Δ that a two-sided t-test over
+  the seeds finds significant at ``ALPHA`` = 0.05 — paired by seed where both rows ran the same seeds,
+  Welch's unequal-variance test otherwise; with zero variance on both sides a non-zero Δ is exact (a
+  deterministic difference, e.g. model size) and counts as significant; with n < 2 no test, no marker;
+- **bold**: the best value of a metric, given only when the same test separates it from the runner-up and
+  neither is flagged;
+- ``†``: a row with runs that did not learn (``tasks.health``: top-1 at chance, or a silent spiking
+  layer): shown for completeness, never a result, never best.
+
+Outputs CSV (numbers: mean, std, Δ, p-value, significance, n, flag and per-row provenance), Markdown and
+LaTeX (booktabs rules, with the notes and the provenance: git sha, threads, host, dates, seeds, n).
 """
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +26,20 @@ import pandas as pd
 from bench.errors import ConfigError
 from bench.io import write_text_atomic
 
-HIGHER_IS_BETTER = {"top1", "top5", "best_top1", "img_per_s"}
+ALPHA = 0.05
+HIGHER_IS_BETTER = {
+    "top1",
+    "top5",
+    "best_top1",
+    "img_per_s",
+    "bbox_mAP",
+    "bbox_mAP_50",
+    "bbox_mAP_75",
+    "segm_mAP",
+    "mIoU",
+    "mAcc",
+    "aAcc",
+}
 LABELS = {
     "top1": "Top-1 (%)",
     "top5": "Top-5 (%)",
@@ -27,7 +53,70 @@ LABELS = {
     "fr_mean": "Firing rate",
     "latency_ms": "Latency (ms)",
     "img_per_s": "Images/s",
+    "bbox_mAP": "box mAP",
+    "segm_mAP": "mask mAP",
+    "mIoU": "mIoU (%)",
 }
+MARK_SIG, MARK_FLAG = "*", "†"
+
+
+def _values(group: pd.DataFrame, metric: str) -> pd.Series:
+    """A metric's values in a group, indexed by seed when the runs have distinct seeds."""
+    vals = pd.to_numeric(group[metric], errors="coerce")
+    if "seed" in group.columns and group["seed"].notna().all() and group["seed"].is_unique:
+        vals.index = group["seed"].astype(int)
+    else:
+        vals = vals.reset_index(drop=True)
+        vals.index = [f"run{i}" for i in range(len(vals))]
+    return vals.dropna()
+
+
+def compare(a: pd.Series, b: pd.Series) -> tuple[float, str]:
+    """Two-sided p-value that the means of ``a`` and ``b`` differ, and the test's name: ``paired-t`` when
+    both are indexed by the same seeds, ``welch-t`` otherwise; ``exact`` when both sides have zero variance
+    (p = 0 if the means differ, 1 if not); ``none`` (p = NaN) when a side has fewer than 2 values."""
+    from scipy import stats
+
+    if len(a) < 2 or len(b) < 2:
+        return math.nan, "none"
+    paired = set(a.index) == set(b.index)
+    if paired:
+        d = a - b.reindex(a.index)
+        if d.std(ddof=1) == 0:
+            return (0.0 if d.mean() != 0 else 1.0), "exact"
+        return float(stats.ttest_rel(a, b.reindex(a.index)).pvalue), "paired-t"
+    if a.std(ddof=1) == 0 and b.std(ddof=1) == 0:
+        return (0.0 if a.mean() != b.mean() else 1.0), "exact"
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue), "welch-t"
+
+
+def _flag_summary(group: pd.DataFrame) -> str:
+    if "flag" not in group.columns:
+        return ""
+    flags = group["flag"].fillna("").astype(str)
+    bad = flags[flags != ""]
+    if bad.empty:
+        return ""
+    kinds = sorted({f.split(":")[0] for line in bad for f in line.split("; ")})
+    return f"{'+'.join(kinds)} {len(bad)}/{len(group)}"
+
+
+def _provenance(group: pd.DataFrame) -> dict:
+    def joined(col: str) -> str:
+        if col not in group.columns:
+            return ""
+        return " ".join(sorted({str(v) for v in group[col].dropna()}))
+
+    threads = "threads" if "threads" in group.columns else "env.threads"
+    return dict(
+        seeds=" ".join(str(s) for s in sorted(group["seed"].dropna().astype(int)))
+        if "seed" in group.columns
+        else "",
+        git_sha=joined("env.git_sha"),
+        threads=joined(threads),
+        host=joined("env.host"),
+        started_utc=joined("env.started_utc"),
+    )
 
 
 def ablation_table(
@@ -37,8 +126,10 @@ def ablation_table(
     baseline: dict | None = None,
     order: dict[str, list] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, object]]:
-    """Mean of each metric per setting (ok runs only), a ``Δ metric`` column per metric when a baseline is
-    given, and the best setting of each metric. ``order`` (axis -> values, as in the spec) orders the rows."""
+    """One row per setting (ok runs only): for every metric its mean, ``<m> std``; with a baseline
+    ``Δ <m>``, ``Δ <m> p`` (test p-value), ``Δ <m> test`` and ``Δ <m> sig``; then ``n``, ``flag`` and
+    the provenance columns. Returns the table and, per metric, the best setting (None when it is not
+    distinguishable from the runner-up). ``order`` (axis -> values, as in the spec) orders the rows."""
     missing = [c for c in axes + metrics if c not in df.columns]
     if missing:
         raise ConfigError(
@@ -48,68 +139,191 @@ def ablation_table(
     if ok.empty:
         raise ConfigError("table: no finished (ok) run in the results")
     keyed = ok.assign(**{a: ok[a].astype(str) for a in axes})
-    table = keyed.groupby(axes, sort=False)[metrics].mean()
+    groups = dict(list(keyed.groupby(axes if len(axes) > 1 else axes[0], sort=False)))
+    keys = list(groups)
     if order:
         rank = {a: {str(v): i for i, v in enumerate(order.get(a, []))} for a in axes}
-        keys = [k if isinstance(k, tuple) else (k,) for k in table.index]
-        pos = sorted(
-            range(len(keys)),
-            key=lambda i: [rank[a].get(v, len(rank[a])) for a, v in zip(axes, keys[i], strict=True)],
-        )
-        table = table.iloc[pos]
-    best = {m: (table[m].idxmax() if m in HIGHER_IS_BETTER else table[m].idxmin()) for m in metrics}
-    if baseline:
-        key = tuple(str(baseline[a]) for a in axes) if len(axes) > 1 else str(baseline[axes[0]])
-        if key not in table.index:
-            raise ConfigError(f"table: baseline {baseline} is not among the finished settings")
+        tup = {k: (k if isinstance(k, tuple) else (k,)) for k in keys}
+        keys.sort(key=lambda k: [rank[a].get(v, len(rank[a])) for a, v in zip(axes, tup[k], strict=True)])
+    values = {k: {m: _values(groups[k], m) for m in metrics} for k in keys}
+    rows = {}
+    for k in keys:
+        row: dict = {}
         for m in metrics:
-            table[f"Δ {m}"] = table[m] - table.loc[key, m]
-        table = table[[c for m in metrics for c in (m, f"Δ {m}")]]
+            v = values[k][m]
+            row[m] = v.mean() if len(v) else math.nan
+            row[f"{m} std"] = v.std(ddof=1) if len(v) > 1 else math.nan
+        row["n"] = len(groups[k])
+        row["flag"] = _flag_summary(groups[k])
+        rows[k] = row
+    base_key = None
+    if baseline:
+        base_key = tuple(str(baseline[a]) for a in axes) if len(axes) > 1 else str(baseline[axes[0]])
+        if base_key not in rows:
+            raise ConfigError(f"table: baseline {baseline} is not among the finished settings")
+        for k in keys:
+            for m in metrics:
+                p, test = compare(values[k][m], values[base_key][m]) if k != base_key else (math.nan, "base")
+                rows[k][f"Δ {m}"] = rows[k][m] - rows[base_key][m]
+                rows[k][f"Δ {m} p"] = p
+                rows[k][f"Δ {m} test"] = test
+                trusted = not rows[k]["flag"] and not rows[base_key]["flag"]
+                rows[k][f"Δ {m} sig"] = bool(trusted and not math.isnan(p) and p < ALPHA)
+    for k in keys:
+        rows[k].update(_provenance(groups[k]))
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    if len(axes) > 1:
+        table.index = pd.MultiIndex.from_tuples(table.index, names=axes)
+    else:
+        table.index.name = axes[0]
+    best = {m: _best(table, values, m) for m in metrics}
+    lead = [c for m in metrics for c in (m, f"{m} std") + ((f"Δ {m}",) if baseline else ())]
+    table = table[lead + [c for c in table.columns if c not in lead]]
+    table.attrs.update(metrics=list(metrics), baseline=baseline or {}, axes=list(axes))
     return table, best
 
 
+def _best(table: pd.DataFrame, values: dict, metric: str) -> object:
+    """The best unflagged setting of ``metric`` if the test separates it from the runner-up, else None."""
+    cand = table[(table["flag"] == "") & table[metric].notna()]
+    if len(cand) < 2:
+        return None
+    ranked = cand[metric].sort_values(ascending=metric not in HIGHER_IS_BETTER)
+    first, second = ranked.index[0], ranked.index[1]
+    if ranked.iloc[0] == ranked.iloc[1]:
+        return None
+    p, _ = compare(values[first][metric], values[second][metric])
+    return first if not math.isnan(p) and p < ALPHA else None
+
+
 def _fmt(v: object, delta: bool = False) -> str:
-    if pd.isna(v):
+    if v is None or pd.isna(v):
         return "—"
     if delta:
         return f"{v:+.3g}" if abs(v) < 100 else f"{v:+.1f}"
     return f"{v:.4g}" if abs(v) < 1000 else f"{v:.0f}"
 
 
-def to_markdown(table: pd.DataFrame, best: dict) -> str:
-    """Markdown with the best value of each metric in bold."""
+def _label(col: str) -> str:
+    return f"Δ {LABELS.get(col[2:], col[2:])}" if col.startswith("Δ ") else LABELS.get(col, col)
+
+
+def _cells(table: pd.DataFrame, best: dict) -> tuple[pd.DataFrame, dict[str, list[bool]]]:
+    """Display strings (mean ± std, Δ with the significance mark, n, flag) and which cells are best."""
+    metrics = table.attrs.get("metrics") or [c for c in table.columns if f"{c} std" in table.columns]
     shown = pd.DataFrame(index=table.index)
-    for col in table.columns:
-        delta = str(col).startswith("Δ ")
-        cells = [_fmt(v, delta) for v in table[col]]
-        if col in best:
-            cells = [f"**{c}**" if idx == best[col] else c for c, idx in zip(cells, table.index, strict=True)]
-        shown[LABELS.get(col, col) if not delta else f"Δ {LABELS.get(col[2:], col[2:])}"] = cells
-    return shown.reset_index().to_markdown(index=False, disable_numparse=True)
+    bold: dict[str, list[bool]] = {}
+    for m in metrics:
+        cells = []
+        for mean, std, n in zip(table[m], table[f"{m} std"], table["n"], strict=True):
+            cells.append(_fmt(mean) if n < 2 or pd.isna(std) else f"{_fmt(mean)} ± {_fmt(std)}")
+        shown[_label(m)] = cells
+        bold[_label(m)] = [best.get(m) is not None and i == best[m] for i in table.index]
+        if f"Δ {m}" in table.columns:
+            shown[_label(f"Δ {m}")] = [
+                _fmt(d, True) + (MARK_SIG if sig else "")
+                for d, sig in zip(table[f"Δ {m}"], table[f"Δ {m} sig"], strict=True)
+            ]
+    shown["n"] = [str(int(n)) for n in table["n"]]
+    shown["Flag"] = [f"{MARK_FLAG} {f}" if f else "" for f in table["flag"]]
+    return shown, bold
+
+
+def notes(table: pd.DataFrame) -> str:
+    """What ±, Δ, the marks and the bold mean, for this table."""
+    base = table.attrs.get("baseline") or {}
+    base_txt = ", ".join(f"{k}={v}" for k, v in base.items())
+    parts = ["Mean ± sample standard deviation (ddof = 1) over the n runs (seeds) of each row."]
+    if base:
+        parts.append(
+            f"Δ: difference of means against the baseline ({base_txt}); {MARK_SIG}: significant at "
+            f"α = {ALPHA} (two-sided t-test over seeds, paired by seed where both rows ran the same seeds, "
+            "Welch otherwise; zero variance on both sides: exact); no test when n < 2."
+        )
+    parts.append(
+        "Bold: best value, significantly better than the runner-up by the same test (none when n < 2)."
+    )
+    parts.append(
+        f"{MARK_FLAG}: runs that did not learn (top-1 not above chance, one-sided binomial test at "
+        "α = 0.01; or a spiking layer firing < 1e-4): not a result, never best."
+    )
+    return " ".join(parts)
+
+
+def provenance(table: pd.DataFrame) -> str:
+    """One line: code revision, threads, hosts, run dates, seeds and n of the runs behind the table."""
+
+    def union(col: str) -> str:
+        vals = sorted({v for cell in table[col] for v in str(cell).split() if v})
+        return ", ".join(vals) if vals else "unknown"
+
+    dates = sorted({v for cell in table["started_utc"] for v in str(cell).split() if v})
+    span = f"{dates[0]} … {dates[-1]}" if dates else "unknown"
+    n = sorted({int(v) for v in table["n"]})
+    made = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        f"Provenance: git {union('git_sha')}; threads {union('threads')}; host {union('host')}; "
+        f"runs {span}; seeds {union('seeds')}; n = {'–'.join(map(str, sorted({n[0], n[-1]})))} per row; "
+        f"table made {made}."
+    )
+
+
+def to_markdown(table: pd.DataFrame, best: dict) -> str:
+    """Markdown: mean ± std cells, best in bold, Δ with its significance mark, n, flag; then the notes and
+    the provenance."""
+    shown, bold = _cells(table, best)
+    for col, mask in bold.items():
+        shown[col] = [f"**{c}**" if b else c for c, b in zip(shown[col], mask, strict=True)]
+    md = shown.reset_index().to_markdown(index=False, disable_numparse=True)
+    return f"{md}\n\n{notes(table)}\n\n{provenance(table)}"
+
+
+def _tex(text: str) -> str:
+    return (
+        str(text)
+        .replace("\\", r"\textbackslash{}")
+        .replace("%", r"\%")
+        .replace("_", r"\_")
+        .replace("&", r"\&")
+        .replace("#", r"\#")
+    )
 
 
 def to_latex(table: pd.DataFrame, best: dict, caption: str | None = None) -> str:
-    """A booktabs LaTeX table (``\\toprule``/``\\midrule``/``\\bottomrule``), best values in bold."""
-    labels = {
-        c: (LABELS.get(c, c) if not str(c).startswith("Δ ") else f"Δ {LABELS.get(c[2:], c[2:])}")
-        for c in table.columns
-    }
-    styler = table.rename(columns=labels).style
-    for col in table.columns:
-        is_delta = str(col).startswith("Δ ")
-        styler = styler.format(lambda v, d=is_delta: _fmt(v, d), subset=[labels[col]])
-        if col in best:
-            mask_col = labels[col]
-            styler = styler.apply(
-                lambda s, b=best[col]: ["font-weight: bold" if i == b else "" for i in s.index],
-                subset=[mask_col],
-            )
-    styler = styler.format_index(lambda v: str(v).replace("_", r"\_"), axis=0)
-    styler = styler.format_index(lambda v: str(v).replace("%", r"\%").replace("_", r"\_"), axis=1)
+    """A booktabs LaTeX table (``\\toprule``/``\\midrule``/``\\bottomrule``), best values in bold, the notes
+    in the caption and the provenance as a comment line."""
+    shown, bold = _cells(table, best)
+    shown = shown.map(_tex)
+    styler = shown.rename(columns=_tex).style
+    for col, mask in bold.items():
+        styler = styler.apply(
+            lambda s, m=mask: ["font-weight: bold" if b else "" for b in m], subset=[_tex(col)]
+        )
+    styler = styler.format_index(_tex, axis=0)
+    full_caption = f"{caption + '. ' if caption else ''}{notes(table)}"
     latex = styler.to_latex(
-        hrules=True, convert_css=True, caption=caption, position_float="centering", sparse_index=False
+        hrules=True,
+        convert_css=True,
+        caption=_tex(full_caption),
+        position_float="centering",
+        sparse_index=False,
     )
-    return latex.replace("Δ", r"$\Delta$")
+    latex = (
+        latex.replace("±", r"$\pm$")
+        .replace("Δ", r"$\Delta$")
+        .replace(MARK_FLAG, r"\dag{}")
+        .replace("α", r"$\alpha$")
+        .replace("…", r"\dots{}")
+    )
+    return f"% {provenance(table)}\n{latex}"
+
+
+def to_csv(table: pd.DataFrame, best: dict) -> str:
+    """CSV of the numbers, with a ``best_<metric>`` flag column per metric."""
+    csv = table.copy()
+    for m in table.attrs.get("metrics", []):
+        csv[f"best_{m}"] = [best.get(m) is not None and i == best[m] for i in table.index]
+    return csv.reset_index().to_csv(index=False)
 
 
 def write_table(
@@ -117,12 +331,8 @@ def write_table(
 ) -> list[Path]:
     """``<stem>.csv`` (with ``best_<metric>`` flags), ``<stem>.md`` and ``<stem>.tex`` in ``out_dir``."""
     out_dir = Path(out_dir)
-    csv = table.copy()
-    for m, idx in best.items():
-        csv[f"best_{m}"] = [i == idx for i in table.index]
-    paths = [
-        write_text_atomic(out_dir / f"{stem}.csv", csv.reset_index().to_csv(index=False)),
+    return [
+        write_text_atomic(out_dir / f"{stem}.csv", to_csv(table, best)),
         write_text_atomic(out_dir / f"{stem}.md", to_markdown(table, best) + "\n"),
         write_text_atomic(out_dir / f"{stem}.tex", to_latex(table, best, caption)),
     ]
-    return paths

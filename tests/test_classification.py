@@ -10,9 +10,11 @@ import torch
 from bench.data.datasets import CifarDataset, ImageFolderDataset, build_datasets, resolve_data
 from bench.data.generate import write_cifar, write_imagenet_folder
 from bench.errors import ConfigError, DataError
+from bench.registry import list_models
 from tasks.classification.config import DistillConfig, TrainConfig
 from tasks.classification.distill import Distiller
 from tasks.classification.train import train
+from tasks.health import chance_threshold, learning_flags
 
 
 @pytest.fixture(scope="module")
@@ -54,20 +56,37 @@ def test_generated_formats_are_read_by_the_real_loaders(tmp_path):
     assert x.shape == (3, 32, 32) and 0 <= y < 100
 
 
-@pytest.mark.parametrize("model", ["qsd_tiny", "sdt_tiny", "mobilevit_tiny"])
-def test_tiny_models_learn_well_above_chance(model, tmp_path):
-    data = write_imagenet_folder(tmp_path / "d", num_classes=10, train_per_class=40, val_per_class=10, seed=3)
-    result = train(
-        TrainConfig(
-            model=model, data=str(data), epochs=4, batch_size=32, seed=0, measure=True, measure_batches=1
-        ),
-        out=tmp_path / "run",
-        progress=False,
+# Known broken, measured: sdtv2_tiny (T = 4, attn_scale 4) stays at chance in this 4-epoch budget (10 %);
+# in a 3-epoch run on generated ImageNet-10 it reached 38.5 %. Not yet fixed; strict, so a fix shows up.
+SDTV2_OPEN = pytest.mark.xfail(reason="sdtv2_tiny does not learn in this budget yet", strict=True)
+TINY_CASES = [
+    pytest.param(m, {}, id=m, marks=SDTV2_OPEN if m == "sdtv2_tiny" else ()) for m in list_models(tiny=True)
+] + [pytest.param("qsd_tiny", {"neuron": "lif"}, id="qsd_tiny-lif")]
+
+
+@pytest.mark.parametrize("model,overrides", TINY_CASES)
+def test_every_tiny_model_learns_above_chance_with_no_silent_layer(model, overrides, tmp_path_factory):
+    data = tmp_path_factory.getbasetemp() / "learn10"
+    if not data.exists():
+        write_imagenet_folder(data, num_classes=10, train_per_class=40, val_per_class=10, seed=3)
+    out = tmp_path_factory.mktemp("run")
+    cfg = TrainConfig(
+        model=model,
+        data=str(data),
+        overrides=overrides,
+        epochs=4,
+        batch_size=32,
+        seed=0,
+        measure=True,
+        measure_batches=1,
     )
-    print(f"{model}: top-1 {result['top1']:.1f} % after 4 epochs (chance 10 %)")
-    assert result["status"] == "ok" and result["top1"] >= 30.0
-    assert result["efficiency"]["params_M"] > 0 and (tmp_path / "run" / "efficiency.json").exists()
-    if model != "mobilevit_tiny":
+    result = train(cfg, out=out, progress=False)
+    firing = json.loads((out / "efficiency.json").read_text())["firing_rates"]
+    limit = chance_threshold(10, result["eval_samples"])
+    print(f"{model}{overrides}: top-1 {result['top1']:.1f} % after 4 epochs (not above chance: <= {limit} %)")
+    assert result["status"] == "ok" and learning_flags(result, firing) == []
+    assert result["efficiency"]["params_M"] > 0
+    if result["efficiency"]["fr_mean"] is not None:  # spiking: it fires and its synaptic ops count
         assert result["efficiency"]["fr_mean"] > 0 and result["efficiency"]["SOPs_G"] > 0
 
 

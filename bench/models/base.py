@@ -27,6 +27,7 @@ class SpikeOptions:
     neuron: str = "lif"
     levels: int = 4
     rectify: bool = False
+    decay_input: bool = True  # LIF charge: V + (X - V) / tau (spikingjelly default), else V + X - V / tau
 
     def __post_init__(self) -> None:
         check_positive_int("T", self.T)
@@ -39,7 +40,7 @@ class SpikeOptions:
         check_positive_int("levels (D)", self.levels)
 
     def make_neuron(self, role: str = "default") -> nn.Module:
-        return build_neuron(self.neuron, self.levels, role)
+        return build_neuron(self.neuron, self.levels, role, decay_input=self.decay_input)
 
     @classmethod
     def from_kwargs(cls, options: dict) -> SpikeOptions:

@@ -23,6 +23,13 @@ QSD_CFGS = {
 }
 # The paper's "MB" is params x bits / 32 (see shared/reference/energy_model.md, section 3).
 PAPER = {"qsd_8_512": dict(size_mb_paper=6.88, top1=80.3)}
+# The CPU variant only (paper variants keep the official settings). At 32 px, stages 3-4 hold 2 x 2 tokens
+# (paper: 14 x 14) of 16 channels per head (paper: 64), so Q (K^T V) sums 196x fewer spike products: at the
+# paper's scale 0.25 the attention neuron never fires and the BN behind it sees a constant (exploding
+# gradients), hence a larger attn_scale. decay_input=False: a LIF (neuron="lif") charges as IE-LIF does,
+# H = V + X - V / tau, so at T = 1 it fires for X >= V_th, not X >= 2 V_th (which left stages 3-4 and the
+# head silent); the LIF-vs-IE-LIF ablation then differs only in how the neuron fires. IE-LIF is unaffected.
+TINY = dict(attn_scale=4.0, decay_input=False)
 
 
 for _name, (_dims, _depth, _heads, _classes) in QSD_CFGS.items():
@@ -41,7 +48,8 @@ for _name, (_dims, _depth, _heads, _classes) in QSD_CFGS.items():
             levels=4,
             bits=4,
             layer_scale=1e-6,
-        ),
+        )
+        | (TINY if _name.endswith("tiny") else {}),
         doc=f"QSD-Transformer {_name}: dims {_dims}, depth {_depth}, W4, IE-LIF D=4, T=1.",
         paper=dict(PAPER.get(_name, {}), img_size=32 if _name.endswith("tiny") else 224),
     )

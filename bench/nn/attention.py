@@ -80,6 +80,7 @@ class SpikingAttention(nn.Module):
         proj: str = "conv",
         scale: float = 0.125,
         rectify: bool = False,
+        decay_input: bool = True,
     ) -> None:
         super().__init__()
         self.kind = check_choice("attention", attention, ATTENTIONS)
@@ -97,10 +98,11 @@ class SpikingAttention(nn.Module):
         self.rectify = (
             nn.ModuleList([MembraneRectifier(dim) for _ in range(3)]) if rectify and spiking else None
         )
-        self.q_neuron = build_neuron(neuron, levels) if spiking else None
-        self.k_neuron = build_neuron(neuron, levels) if spiking else None
-        self.v_neuron = build_neuron(neuron, levels) if spiking else None
-        self.attn_neuron = build_neuron(neuron, levels, role="attention") if spiking else None
+        make = lambda role="default": build_neuron(neuron, levels, role, decay_input=decay_input)  # noqa: E731
+        self.q_neuron = make() if spiking else None
+        self.k_neuron = make() if spiking else None
+        self.v_neuron = make() if spiking else None
+        self.attn_neuron = make("attention") if spiking else None
         self.out = _Projection(dim, proj, bits, bias=proj == "conv")
         self.capture: list | None = None  # set by bench.nn.distill.capture_qkv
         if self.kind == "sdsa":

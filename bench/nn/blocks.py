@@ -48,7 +48,16 @@ class TransformerBlock(nn.Module):
     ) -> None:
         super().__init__()
         attn = SpikingAttention(
-            dim, heads, opts.attention, opts.neuron, opts.levels, opts.bits, proj, scale, opts.rectify
+            dim,
+            heads,
+            opts.attention,
+            opts.neuron,
+            opts.levels,
+            opts.bits,
+            proj,
+            scale,
+            opts.rectify,
+            decay_input=opts.decay_input,
         )
         mlp = ConvMLP(dim, mlp_ratio, opts.make_neuron(), opts.bits)
         ls = (lambda: LayerScale(dim, layer_scale)) if layer_scale is not None else (lambda: None)

@@ -205,17 +205,27 @@ class _LIFMultiStep(torch.autograd.Function):
 
 
 class LIF(BaseNeuron):
-    """Leaky integrate-and-fire: H = V + (X - V) / tau; S = H >= V_th; V = H * (1 - S) (hard reset to 0)."""
+    """Leaky integrate-and-fire: H = V + (X - V) / tau; S = H >= V_th; V = H * (1 - S) (hard reset to 0).
+
+    ``decay_input=False`` (spikingjelly's option of the same name) charges H = V + X - V / tau, the charge
+    of IE-LIF: at T = 1 the neuron then fires for X >= V_th instead of X >= 2 V_th.
+    """
 
     def __init__(
-        self, tau: float = 2.0, v_threshold: float = 1.0, detach_reset: bool = True, alpha: float = 4.0
+        self,
+        tau: float = 2.0,
+        v_threshold: float = 1.0,
+        detach_reset: bool = True,
+        alpha: float = 4.0,
+        decay_input: bool = True,
     ) -> None:
         super().__init__(v_threshold, detach_reset)
         self.tau = tau
         self.alpha = alpha
+        self.decay_input = decay_input
 
     def charge(self, v: Tensor, x: Tensor) -> Tensor:
-        return v + (x - v) / self.tau
+        return v + (x - v) / self.tau if self.decay_input else v + x - v / self.tau
 
     def fire(self, h: Tensor) -> Tensor:
         return SigmoidSurrogate.apply(h - self.v_threshold, self.alpha)
@@ -225,12 +235,17 @@ class LIF(BaseNeuron):
 
     def forward(self, x: Tensor) -> Tensor:
         v0 = self.initial_state(x)
+        if not self.decay_input:  # (tau X + (tau - 1) V) / tau = V + X - V / tau
+            x = x * self.tau
         s, v = _LIFMultiStep.apply(x, v0, self.tau, self.v_threshold, self.alpha, self.detach_reset)
         self.v = v.detach()
         return s
 
     def extra_repr(self) -> str:
-        return f"tau={self.tau}, v_threshold={self.v_threshold}, detach_reset={self.detach_reset}"
+        return (
+            f"tau={self.tau}, v_threshold={self.v_threshold}, detach_reset={self.detach_reset}, "
+            f"decay_input={self.decay_input}"
+        )
 
 
 class IELIF(BaseNeuron):
@@ -315,15 +330,18 @@ class ReLUActivation(nn.Module):
         """No state."""
 
 
-def build_neuron(kind: str = "lif", levels: int = 4, role: str = "default", tau: float = 2.0) -> nn.Module:
+def build_neuron(
+    kind: str = "lif", levels: int = 4, role: str = "default", tau: float = 2.0, decay_input: bool = True
+) -> nn.Module:
     """A neuron by name. ``role='attention'`` gives the attention-output neuron (LIF V_th 0.5 as in SDT;
-    IE-LIF with spike value 2/D as QSD's ``Multispike_att``). ``relu`` builds the ANN counterpart."""
+    IE-LIF with spike value 2/D as QSD's ``Multispike_att``). ``relu`` builds the ANN counterpart.
+    ``decay_input`` is the LIF's charge (see ``LIF``)."""
     check_choice("neuron", kind, NEURONS)
     check_choice("neuron role", role, ("default", "attention"))
     if kind == "relu":
         return ReLUActivation()
     if kind == "lif":
-        return LIF(tau=tau, v_threshold=0.5 if role == "attention" else 1.0)
+        return LIF(tau=tau, v_threshold=0.5 if role == "attention" else 1.0, decay_input=decay_input)
     return IELIF(levels=levels, tau=tau, spike_value=(2.0 if role == "attention" else 1.0) / levels)
 
 

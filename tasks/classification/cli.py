@@ -6,6 +6,9 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
+
+from tasks.determinism import DEFAULT_THREADS
 
 OVERRIDES = (
     ("bits", int),
@@ -22,6 +25,7 @@ OVERRIDES = (
 def _run(args: argparse.Namespace) -> int:
     from tasks.classification.config import DistillConfig, TrainConfig
     from tasks.classification.train import train
+    from tasks.health import learning_flags
 
     overrides = {k: getattr(args, k) for k, _ in OVERRIDES if getattr(args, k) is not None}
     distill = DistillConfig(
@@ -49,6 +53,7 @@ def _run(args: argparse.Namespace) -> int:
         cutmix=args.cutmix,
         clip_grad=args.clip_grad,
         seed=args.seed,
+        threads=args.threads,
         measure=not args.no_measure,
         distill=distill,
         checkpoint=args.checkpoint,
@@ -58,10 +63,12 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     summary = {k: result.get(k) for k in ("status", "model", "top1", "top5", "best_top1", "epochs")}
     print(json.dumps(summary))
-    print(
-        f"run directory: {args.out or 'runs/classification/' + cfg.model + '-' + cfg.digest()}",
-        file=sys.stderr,
-    )
+    run_dir = Path(args.out or f"runs/classification/{cfg.model}-{cfg.digest()}")
+    print(f"run directory: {run_dir}", file=sys.stderr)
+    eff = run_dir / "efficiency.json"
+    firing = json.loads(eff.read_text()).get("firing_rates") if eff.exists() else None
+    for flag in learning_flags(result, firing):
+        print(f"warning: this run did not learn: {flag}", file=sys.stderr)
     return 0
 
 
@@ -90,6 +97,12 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cutmix", type=float, default=0.0)
     p.add_argument("--clip-grad", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=DEFAULT_THREADS,
+        help=f"CPU threads of the run, part of its config and hash (default {DEFAULT_THREADS})",
+    )
     p.add_argument("--distill", default="none", help="none, qfd, fgd or kd")
     p.add_argument("--teacher", default=None, help="registered teacher model")
     p.add_argument("--teacher-checkpoint", default=None, help="teacher state_dict file")

@@ -7,7 +7,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from bench.errors import ConfigError, check_choice, check_types
+from bench.errors import ConfigError, check_choice, check_positive_int, check_types
+from tasks.determinism import DEFAULT_THREADS
 
 DISTILL_KINDS = ("none", "qfd", "fgd", "kd")
 OPTIMIZERS = ("adamw", "lamb")
@@ -50,6 +51,8 @@ class TrainConfig:
     seed: int = 0
     measure: bool = True
     measure_batches: int = 2
+    # intra-op CPU threads: part of the run's identity (1 vs 2 threads give different sums, so different runs)
+    threads: int = DEFAULT_THREADS
     distill: DistillConfig = field(default_factory=DistillConfig)
     checkpoint: str | None = None  # initial weights (spikebench or official layout): fine-tuning
 
@@ -59,6 +62,7 @@ class TrainConfig:
         check_types(self)
         check_choice("opt", self.opt, OPTIMIZERS)
         check_choice("distill.kind", self.distill.kind, DISTILL_KINDS)
+        check_positive_int("threads", self.threads)
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError(
                 f"epochs={self.epochs}, batch_size={self.batch_size}: allowed values: integers >= 1"

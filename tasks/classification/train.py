@@ -19,6 +19,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -35,25 +36,25 @@ from bench.measure.profile import profile_model
 from bench.registry import create_model, model_entry
 from tasks.classification.config import TrainConfig
 from tasks.classification.distill import Distiller, WithFeatures, runner
+from tasks.determinism import deterministic
 
 
 def environment(seed: int, device: torch.device) -> dict:
     """Versions, git revision, device and seed of this run."""
     import timm
 
-    try:
-        sha = (
-            subprocess.run(
-                ["git", "rev-parse", "HEAD"],
-                capture_output=True,
-                text=True,
-                timeout=5,
-                cwd=Path(__file__).resolve().parent,
-            ).stdout.strip()
-            or None
-        )
-    except (OSError, subprocess.SubprocessError):
-        sha = None
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            run = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, cwd=here)
+            return run.stdout.strip() if run.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    sha = git("rev-parse", "HEAD") or None
+    if sha and git("status", "--porcelain", "--untracked-files=no"):
+        sha += "-dirty"  # uncommitted changes to tracked files: the sha alone does not name the code
     return dict(
         python=platform.python_version(),
         torch=torch.__version__,
@@ -64,6 +65,7 @@ def environment(seed: int, device: torch.device) -> dict:
         threads=torch.get_num_threads(),
         seed=seed,
         host=platform.node(),
+        started_utc=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
 
 
@@ -221,27 +223,29 @@ def train(
     if dev.type == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     ddp = _dist_setup(dev)
-    if ddp.main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(out / "config.json", config)
-        write_json_atomic(out / "environment.json", dict(environment(cfg.seed, dev), world_size=ddp.world))
     try:
-        spec = resolve_data(cfg.data)  # data errors inside the try: they end as a failed record
-        img_size = cfg.img_size or entry.paper.get("img_size", 224)
-        train_set, eval_set = build_datasets(spec, img_size, cfg.hflip)
-        result = _train(
-            cfg,
-            out,
-            dev,
-            workers,
-            progress and ddp.main,
-            on_epoch_end,
-            spec,
-            img_size,
-            train_set,
-            eval_set,
-            ddp,
-        )
+        with deterministic(cfg.threads, dev) as repeatability:
+            if ddp.main:
+                out.mkdir(parents=True, exist_ok=True)
+                write_json_atomic(out / "config.json", config)
+                env = dict(environment(cfg.seed, dev), world_size=ddp.world, determinism=repeatability)
+                write_json_atomic(out / "environment.json", env)
+            spec = resolve_data(cfg.data)  # data errors inside the try: they end as a failed record
+            img_size = cfg.img_size or entry.paper.get("img_size", 224)
+            train_set, eval_set = build_datasets(spec, img_size, cfg.hflip)
+            result = _train(
+                cfg,
+                out,
+                dev,
+                workers,
+                progress and ddp.main,
+                on_epoch_end,
+                spec,
+                img_size,
+                train_set,
+                eval_set,
+                ddp,
+            )
     except BaseException as err:  # interrupts too: the record says why the run stopped
         if isinstance(err, KeyboardInterrupt):  # SIGINT, or SIGTERM turned into it: resumable
             status, reason = "interrupted", f"interrupted by {err or 'SIGINT'}"
@@ -420,6 +424,7 @@ def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train
         task="classification",
         data=str(spec.root),
         classes=spec.num_classes,
+        eval_samples=len(eval_set),
         epochs=cfg.epochs,
         top1=final["top1"],
         top5=final["top5"],

@@ -1,0 +1,228 @@
+"""Tables a reviewer can trust: seeds, mean ± std, significance, flags for runs that did not learn,
+provenance; and determinism of a point whoever runs it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from ablations.executors import LocalPool
+from ablations.runner import point_dir, run_sweep
+from ablations.spec import SpecError, load_spec
+from ablations.store import collect
+from ablations.tables import ablation_table, compare, to_csv, to_latex, to_markdown, write_table
+from bench.data.generate import write_imagenet_folder
+from tasks.health import chance_threshold, learning_flags
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_imagenet_folder(
+        tmp_path_factory.mktemp("tabdata") / "d",
+        num_classes=4,
+        train_per_class=8,
+        val_per_class=2,
+        size=32,
+        seed=2,
+    )
+
+
+def _runs(setting: str, values: list[float], seeds: list[int], flag: str = "", size: float = 1.0) -> list:
+    return [
+        dict(
+            run=f"{setting}-{s}",
+            status="ok",
+            bits=setting,
+            seed=s,
+            top1=v,
+            size_MB=size,
+            flag=flag,
+            threads=1,
+            **{"env.git_sha": "abc123", "env.host": "box", "env.started_utc": "2026-11-23T18:00:00Z"},
+        )
+        for v, s in zip(values, seeds, strict=True)
+    ]
+
+
+def test_significance_and_best_on_constructed_data():
+    seeds = [0, 1, 2, 3]
+    df = pd.DataFrame(
+        _runs("32", [70.0, 72.0, 71.0, 73.0], seeds, size=4.0)  # baseline
+        + _runs("8", [80.0, 81.5, 80.5, 82.5], seeds, size=1.0)  # +10 on every seed: significant
+        + _runs("4", [69.0, 74.0, 70.5, 72.0], seeds, size=0.5)  # within the noise: not significant
+        + _runs("3", [70.5, 72.5, 71.5, 73.5], [10, 11, 12, 13], size=0.4)  # other seeds: Welch
+        + _runs("2", [95.0, 96.0, 95.0, 96.0], seeds, flag="chance: top-1 at chance", size=0.25)
+    )
+    table, best = ablation_table(
+        df, ["bits"], ["top1", "size_MB"], baseline={"bits": 32}, order={"bits": [32, 8, 4, 3, 2]}
+    )
+    assert list(table.index) == ["32", "8", "4", "3", "2"] and set(table["n"]) == {4}
+    assert table.loc["8", "Δ top1"] == pytest.approx(9.625)
+    assert table.loc["8", "Δ top1 test"] == "paired-t" and table.loc["8", "Δ top1 sig"]
+    assert table.loc["4", "Δ top1 test"] == "paired-t" and not table.loc["4", "Δ top1 sig"]
+    assert table.loc["3", "Δ top1 test"] == "welch-t" and not table.loc["3", "Δ top1 sig"]
+    assert table.loc["8", "top1 std"] == pytest.approx(pd.Series([80.0, 81.5, 80.5, 82.5]).std(ddof=1))
+    # size: zero variance on both sides, a deterministic difference is exact
+    assert table.loc["8", "Δ size_MB test"] == "exact" and table.loc["8", "Δ size_MB sig"]
+    # the flagged row is highest in top-1 and smallest in size, but never best, never significant
+    assert table.loc["2", "flag"] == "chance 4/4" and not table.loc["2", "Δ top1 sig"]
+    assert best["top1"] == "8" and best["size_MB"] == "3"  # 0.4 vs 0.5, both exact: distinguishable
+
+    # the known-significant and known-not cases of the test itself
+    p_sig, kind = compare(pd.Series([1.0, 2.0, 3.0], [0, 1, 2]), pd.Series([11.0, 12.5, 13.0], [0, 1, 2]))
+    assert kind == "paired-t" and p_sig < 0.01
+    p_not, _ = compare(pd.Series([1.0, 5.0, 3.0], [0, 1, 2]), pd.Series([2.0, 3.0, 4.5], [0, 1, 2]))
+    assert p_not > 0.5
+    assert compare(pd.Series([1.0]), pd.Series([2.0, 3.0]))[1] == "none"
+
+    # a best that the runner-up cannot be told from is not bold
+    close = pd.DataFrame(
+        _runs("a", [80.0, 70.0, 75.0], [0, 1, 2]) + _runs("b", [79.0, 71.0, 74.0], [0, 1, 2])
+    )
+    assert ablation_table(close, ["bits"], ["top1"])[1]["top1"] is None
+
+    md = to_markdown(table, best)
+    rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("|")}
+    assert "**81.12 ± 1.109**" in rows["8"] and "+9.62*" in rows["8"]
+    assert "| -0.125 " in rows["4"] and "-0.125*" not in rows["4"] and "-3.5*" in rows["4"]
+    assert "† chance 4/4" in rows["2"] and "**" not in rows["2"]
+    assert "Mean ± sample standard deviation" in md and "paired by seed" in md and "Welch" in md
+    assert "Provenance: git abc123; threads 1; host box;" in md and "seeds 0, 1, 10, 11, 12, 13, 2, 3" in md
+    tex = to_latex(table, best, caption="bits")
+    assert "\\toprule" in tex and "\\bfseries" in tex and "$\\pm$" in tex and "\\dag{}" in tex
+    assert tex.startswith("% Provenance: git abc123")
+    csv = pd.read_csv(pd.io.common.StringIO(to_csv(table, best)))
+    assert {"top1", "top1 std", "Δ top1 p", "Δ top1 sig", "n", "flag", "git_sha", "best_top1"} <= set(csv)
+    assert csv.loc[csv["bits"] == 8, "best_top1"].item() and not csv.loc[csv["bits"] == 2, "best_top1"].item()
+
+
+def test_runs_that_did_not_learn_are_flagged():
+    assert chance_threshold(10, 200) == 15.0 and chance_threshold(10, None) == 15.0
+    ok = dict(top1=60.0, classes=10, eval_samples=200)
+    rates = [dict(neuron="stage1.neuron", fr=0.2), dict(neuron="head_neuron", fr=0.3)]
+    assert learning_flags(ok, rates) == []
+    assert learning_flags(dict(ok, top1=12.5), rates)[0].startswith("chance: top-1 12.5 % <= 15.0 %")
+    silent = learning_flags(ok, rates + [dict(neuron="stage3.1.attn.branch.attn_neuron", fr=0.0)])
+    assert silent == ["silent: 1 of 3 spiking layers fire < 0.0001 (stage3.1.attn.branch.attn_neuron)"]
+    assert learning_flags(ok, "not applicable (no spiking neurons)") == []
+
+
+def _spec(tmp_path: Path, data: Path, body: str, name: str = "s", base: str = "measure_batches: 1") -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        f"name: {name}\nbase: {{model: sdt_tiny, data: {data}, epochs: 1, batch_size: 16, "
+        f"warmup_epochs: 0.5, {base}}}\n{body}"
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    "body,msg",
+    [
+        (
+            "axes: {T: [1]}\nseeds: [0, 0]",
+            "s.yaml:4: seeds=[0, 0] is not allowed; allowed values: a non-empty",
+        ),
+        ("axes: {T: [1]}\nrepeats: 0", "s.yaml:4: repeats=0 is not allowed; allowed values: integers >= 1"),
+        ("axes: {T: [1]}\nseeds: [0]\nrepeats: 2", "s.yaml:5: give seeds or repeats, not both"),
+        ("axes: {seed: [1, 2]}\nrepeats: 2", "s.yaml:4: repeats and a seed in axes name the seed twice"),
+    ],
+)
+def test_seed_errors_are_one_line(tmp_path, data, body, msg):
+    with pytest.raises(SpecError) as err:
+        load_spec(_spec(tmp_path, data, body))
+    assert msg in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
+def test_three_seed_spec_gives_mean_std_columns_with_provenance(tmp_path, data):
+    spec = load_spec(
+        _spec(tmp_path, data, "axes: {shortcut: [ms, sew]}\nbaseline: {shortcut: ms}\nrepeats: 3")
+    )
+    points = spec.points()
+    assert [p.values for p in points[:3]] == [{"shortcut": "ms", "seed": s} for s in (0, 1, 2)]
+    assert len({p.name for p in points}) == 6
+    root = tmp_path / "seeds"
+    status = run_sweep(spec, LocalPool(2), root, progress=False)
+    assert set(status.values()) == {"ok"}
+    df = collect(root)
+    assert sorted(df["seed"]) == [0, 0, 1, 1, 2, 2] and set(df["env.threads"]) == {1}
+    table, best = ablation_table(df, list(spec.axes), ["top1", "energy_mJ"], spec.baseline, spec.axes)
+    assert list(table["n"]) == [3, 3] and table["top1 std"].notna().all()
+    assert table.loc["sew", "Δ top1 test"] in ("paired-t", "exact")  # same seeds: paired
+    paths = write_table(table, best, tmp_path / "tables", stem="seeds")
+    md = paths[1].read_text()
+    assert " ± " in md and "| n " in md and "seeds 0, 1, 2; n = 3 per row" in md
+    assert "threads 1" in md and "git " in md
+
+
+def test_same_point_by_train_cli_and_by_a_two_worker_sweep_is_bit_identical(tmp_path, data):
+    spec = load_spec(_spec(tmp_path, data, "axes: {seed: [0, 1]}", base="measure: true"))
+    root = tmp_path / "sweep"
+    cmd = [sys.executable, "-m", "bench.cli"]
+    sweep = subprocess.run(
+        [*cmd, "sweep", "run", str(spec.path), "--workers", "2", "--out", str(root), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert sweep.returncode == 0, sweep.stderr
+    cli = tmp_path / "cli"
+    train = subprocess.run(
+        [*cmd, "train", "classification", "--model", "sdt_tiny", "--data", str(data), "--epochs", "1"]
+        + ["--batch-size", "16", "--warmup-epochs", "0.5", "--seed", "0", "--out", str(cli)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert train.returncode == 0, train.stderr
+    swept = point_dir(root, spec.points()[0])
+    cfg_cli, cfg_sweep = (json.loads((d / "config.json").read_text()) for d in (cli, swept))
+    assert cfg_cli == cfg_sweep and cfg_cli["threads"] == 1
+    env = json.loads((cli / "environment.json").read_text())
+    assert env["threads"] == 1 and env["determinism"]["exact"]
+    timing = ("epoch_time_s", "images_per_s", "teacher_time_share")
+    m_cli, m_sweep = (
+        [
+            {k: v for k, v in m.items() if k not in timing}
+            for m in json.loads((d / "metrics.json").read_text())
+        ]
+        for d in (cli, swept)
+    )
+    assert m_cli == m_sweep
+    a = torch.load(cli / "checkpoints" / "last.pt", weights_only=False)["model"]
+    b = torch.load(swept / "checkpoints" / "last.pt", weights_only=False)["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the thread count is part of the point's identity (its hash and folder)
+    two = load_spec(
+        _spec(tmp_path, data, "axes: {seed: [0, 1]}", name="t2", base="measure: true, threads: 2")
+    )
+    assert two.points()[0].name != spec.points()[0].name
+    assert two.points()[0].run_config.threads == 2
+
+
+@pytest.mark.parametrize("path", sorted(Path("ablations/specs").glob("*_paper.yaml")), ids=lambda p: p.stem)
+def test_paper_specs_state_batch_and_lr_rule_and_their_lr_follows(path):
+    spec = load_spec(path, validate_models=False)
+    r = spec.recipe
+    assert r["source"] and r["global_batch"] == r["gpus"] * r["per_gpu_batch"] == spec.base["batch_size"]
+    if r["lr_rule"] == "blr * global_batch / 256":
+        assert spec.base["lr"] == pytest.approx(r["blr"] * r["global_batch"] / 256, rel=1e-9)
+    else:
+        assert r["lr_rule"] == "absolute" and spec.base["lr"] > 0
+    if spec.base["model"].startswith("qsd"):  # QSD's train.sh: 8 GPUs x 196, blr 6e-4, LAMB
+        assert (r["gpus"], r["per_gpu_batch"], r["blr"], spec.base["opt"]) == (8, 196, 6e-4, "lamb")
+        assert spec.base["lr"] == pytest.approx(3.675e-3)
+
+
+def test_a_recipe_whose_lr_does_not_follow_its_rule_is_a_one_line_error(tmp_path):
+    text = Path("ablations/specs/qsd_ablation_paper.yaml").read_text().replace("lr: 3.675e-3", "lr: 4.6e-3")
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(SpecError) as err:
+        load_spec(tmp_path / "bad.yaml", validate_models=False)
+    assert "bad.yaml:" in str(err.value) and "base.lr=0.0046 is not blr * global_batch / 256" in str(
+        err.value
+    )
