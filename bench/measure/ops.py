@@ -38,7 +38,8 @@ class OpsConventions:
     - ``padding``: ``count`` charges a conv's taps on its zero padding (k^2 h w c_in c_out, as
       ``FlopCounterMode`` and the papers' formula); ``skip`` charges only taps that land on the input.
     - ``sops``: ``paper`` = mean input spike count x MACs of the call (fr x T x MACs); ``fanout`` = the exact
-      number of accumulations the spikes trigger (each spike x the weights and outputs it reaches).
+      number of operations the inputs trigger: each spike (and, for MAC ops, each non-zero real input)
+      times the weights and outputs it reaches; zero inputs trigger none (NeuroBench's effective counts).
     - ``zero_weights``: ``count`` charges every weight; ``skip`` leaves out weights that are exactly zero
       (after quantization), in MAC ops and SOPs (the dense ``MACs`` keep them).
     """
@@ -288,7 +289,11 @@ class SynapticOps(HookSet):
             elif isinstance(spikes, SpikeTensor):
                 total, elems = float(spikes.sum()), spikes.numel()
             else:
-                rec.mac_ops += s.effective * items * (self.T if rec.first and self.first_layer_T else 1)
+                repeat = self.T if rec.first and self.first_layer_T else 1
+                if self.conventions.sops == "fanout":  # exact: non-zero inputs times their fan-out
+                    rec.mac_ops += self._fanout(module, s, (x != 0).to(x.dtype)) * repeat
+                else:
+                    rec.mac_ops += s.effective * items * repeat
                 return
             rec.spike_calls += 1
             rec.spike_elems += elems
