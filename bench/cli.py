@@ -98,9 +98,11 @@ def _profile(args: argparse.Namespace) -> int:
 
     from bench.images import generated_images
     from bench.io import write_json_atomic, write_text_atomic
+    from bench.measure.ops import OpsConventions
     from bench.measure.profile import profile_model
     from bench.registry import create_model, list_models, model_entry
 
+    conventions = OpsConventions(args.padding, args.sops, args.zero_weights)
     if args.models:
         names = sorted({n for pat in args.models for n in (list_models(pat) or [model_entry(pat).name])})
     else:
@@ -135,6 +137,7 @@ def _profile(args: argparse.Namespace) -> int:
             energy_preset=args.energy,
             first_layer_T=args.first_layer_T,
             latency_repeats=args.latency_repeats,
+            conventions=conventions,
         )
         layers = rec.pop("layers")
         source = args.data or "generated images"
@@ -211,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--batch-size", type=int, default=2)
     pr.add_argument("--energy", default="fp32_45nm", help="cost preset: fp32_45nm, fp16_45nm, int8_45nm")
     pr.add_argument("--first-layer-T", action="store_true", help="charge the pixel layer T times, not once")
+    pr.add_argument("--padding", choices=("count", "skip"), default="count", help="conv taps on zero padding")
+    pr.add_argument(
+        "--sops", choices=("paper", "fanout"), default="paper", help="paper: fr x MACs; fanout: exact"
+    )
+    pr.add_argument("--zero-weights", choices=("count", "skip"), default="count", help="weights exactly 0")
     pr.add_argument("--latency-repeats", type=int, default=5)
     pr.add_argument("--threads", type=int, default=2)
     pr.add_argument("--skip-existing", action="store_true", help="keep models that already have a record")

@@ -29,6 +29,8 @@ log "installing torch, timm, mmengine and friends"
   -r requirements/ablations.txt
 # spikingjelly is only the reference neuron in perf/; its declared deps pull CUDA-free extras we do not want.
 "${PIP[@]}" install -q --no-deps -c requirements/constraints.txt spikingjelly
+# NeuroBench (tests/test_neurobench.py): installed without its declared deps (see requirements/dev.txt).
+"${PIP[@]}" install -q --no-deps -c requirements/constraints.txt neurobench snntorch
 
 build_mmcv() {
   local tmp; tmp=$(mktemp -d)

@@ -89,12 +89,12 @@ def test_multi_bit_spikes_count_their_integer_levels():
 
 def test_spike_matmul_charges_exact_accumulations():
     from bench.nn.attention import MatMul
-    from bench.nn.neurons import Spikes
+    from bench.nn.neurons import Spikes, mark_spikes
 
     mm = MatMul()
     net = nn.Module()
     net.mm = mm
-    a = torch.tensor([[1.0, 0.0], [1.0, 1.0]])  # binary [M=2, K=2]
+    a = mark_spikes(torch.tensor([[1.0, 0.0], [1.0, 1.0]]))  # binary spikes [M=2, K=2]
     b_planes = torch.tensor([[[1.0, 1.0, 0.0], [0.0, 1.0, 0.0]], [[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]])
     b = Spikes(b_planes, 0.5)  # counts [[2, 1, 0], [0, 1, 0]]
     with SynapticOps(net) as ops:
@@ -193,7 +193,18 @@ def test_profile_cli_writes_records_table_and_layers(tmp_path):
     table = (out / "efficiency.csv").read_text().splitlines()
     assert table[0].startswith("model,family,params_M,bits_w,T,size_MB,size_MB_paper,MACs_G,SOPs_G,fr_mean")
     assert len(table) == 3 and (out / "layers" / "sdt_tiny.csv").exists()
+    assert rec["spike_driven"]["unfused"]["level_flips"] == 0
+    sdt = json.loads((out / "records" / "sdt_tiny.json").read_text())
+    flop_macs = count_macs(bench.create_model("sdt_tiny").eval(), torch.zeros(1, 3, 32, 32))[0]
+    mask_sum = sdt["attention_G"]["mask_sum_MACs"] * 1e9
+    assert mask_sum > 0 and sdt["MACs_G"] * 1e9 == pytest.approx(flop_macs + mask_sum)  # SDSA's mask-sum
     assert main(["profile", "--models", "nope_model", "--out", str(out)]) == 2
+    flags = ["--padding", "skip", "--sops", "fanout", "--zero-weights", "skip"]
+    argv = ["profile", "--models", "sdt_tiny", "--batches", "1", "--latency-repeats", "1", *flags]
+    assert main([*argv, "--out", str(tmp_path / "nb")]) == 0
+    nb = json.loads((tmp_path / "nb" / "records" / "sdt_tiny.json").read_text())
+    assert nb["conventions"]["ops"] == dict(padding="skip", sops="fanout", zero_weights="skip")
+    assert nb["neurobench"]["matches_neurobench_conventions"] and nb["MACs_G"] < sdt["MACs_G"]
 
 
 def test_profile_completes_on_paper_size_models_at_224(tmp_path):
@@ -226,3 +237,62 @@ def test_profile_completes_on_paper_size_models_at_224(tmp_path):
     assert recs["mobile_former_294m"]["MACs_G"] == pytest.approx(0.294, rel=0.05)  # paper: 294 M MAdds
     assert recs["qsd_15m"]["bits_w"] == 4 and recs["qsd_15m"]["SOPs_G"] > 0
     assert all(r["img_size"] == [224, 224] and r["latency_ms"] > 0 for r in recs.values())
+
+
+class SpikeConv(nn.Module):
+    """LIF on a 3x3 map (fires where the input is 4) -> 3x3 conv, padding 1, 1 -> 2 channels."""
+
+    T = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lif = LIF()
+        self.conv = nn.Conv2d(1, 2, 3, padding=1, bias=False)
+        with torch.no_grad():
+            self.conv.weight.fill_(1.0)
+            self.conv.weight[1, 0, 1, 1] = 0.0  # centre tap of channel 1
+            self.conv.weight[1, 0, 0, 0] = 0.0  # top-left tap of channel 1
+
+    def forward(self, x):
+        self.lif.reset()
+        return self.conv(self.lif(x.unsqueeze(0))[0])
+
+
+@pytest.mark.parametrize(
+    "padding,sops,zero_weights,macs,sops_expected",
+    [
+        # dense: 9 outputs x 2 channels x 9 taps = 162; 2 spikes of 9 inputs: fr = 2/9
+        ("count", "paper", "count", 162, 2 / 9 * 162),
+        # taps on the input only: per channel corners 4 + edges 4 x 6 + centre 9 = 49
+        ("skip", "paper", "count", 98, 2 / 9 * 98),
+        # 16 non-zero weights x 9 outputs = 144 (the dense MACs keep the zeros)
+        ("count", "paper", "skip", 162, 2 / 9 * 144),
+        # taps x non-zero weights: 49 + (49 - centre 9 - corner 4) = 85
+        ("skip", "paper", "skip", 98, 2 / 9 * 85),
+        # centre spike reaches 9 outputs per channel, corner spike 4: (9 + 4) x 2 = 26
+        ("count", "fanout", "count", 162, 26),
+        ("skip", "fanout", "count", 98, 26),
+        # channel 1 loses, for the centre spike, outputs (1,1) and (2,2) (its zero taps), and for the corner
+        # spike outputs (1,1) and (0,0): 26 - 4 = 22
+        ("skip", "fanout", "skip", 98, 22),
+    ],
+)
+def test_conventions_switch_the_counts_of_a_hand_computed_conv(
+    padding, sops, zero_weights, macs, sops_expected
+):
+    from bench.measure.ops import OpsConventions
+
+    x = torch.zeros(1, 1, 3, 3)
+    x[0, 0, 1, 1] = x[0, 0, 0, 0] = 4.0  # LIF (tau 2): h = 2 >= 1 there, 0 elsewhere
+    conv = OpsConventions(padding, sops, zero_weights)
+    rec = profile_model(SpikeConv(), [x], latency_repeats=1, conventions=conv)
+    assert rec["conventions"]["ops"] == dict(padding=padding, sops=sops, zero_weights=zero_weights)
+    assert rec["MACs_G"] * 1e9 == pytest.approx(macs)
+    assert rec["padding_skipped_MACs_G"] * 1e9 == pytest.approx(162 - macs)
+    assert rec["SOPs_G"] * 1e9 == pytest.approx(sops_expected) and rec["MAC_ops_G"] == 0
+    assert rec["layers"][0]["input"] == "spikes" and rec["layers"][0]["fr_in"] == pytest.approx(2 / 9)
+    nb = rec["neurobench"]
+    assert nb["Effective_ACs"] == pytest.approx(sops_expected) and nb["Dense"] == pytest.approx(macs)
+    assert nb["matches_neurobench_conventions"] == (conv == OpsConventions("skip", "fanout", "skip"))
+    with pytest.raises(ConfigError, match="sops convention"):
+        OpsConventions(sops="exact")

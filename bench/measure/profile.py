@@ -10,20 +10,26 @@ from torch import Tensor, nn
 
 from bench.errors import ConfigError, check_choice
 from bench.measure.energy import ENERGY_PRESETS, energy_mj
+from bench.measure.fidelity import spike_driven_fidelity
 from bench.measure.firing import FiringRateMonitor
 from bench.measure.latency import measure_latency
-from bench.measure.ops import SynapticOps, count_macs
+from bench.measure.ops import OpsConventions, SynapticOps, count_macs
 from bench.measure.size import model_size, param_summary
 
 CONVENTIONS = {
     "macs": "operator-level MACs per image = FlopCounterMode FLOPs / 2 (conv, linear, attention matmuls; "
-    "BN, activations and additions not counted), one forward incl. all T steps",
-    "sops": "SOPs = mean input spike count x MACs of each layer fed by spikes (fr x T x MACs per step); "
-    "matmuls of spike tensors: exact number of accumulations",
+    "BN, activations and additions not counted) + SDSA's mask-sum (one product-accumulate per element), "
+    "one forward incl. all T steps; padding taps per the 'padding' convention",
+    "mac_ops": "MACs of the layers fed by real values (and of ops outside Conv/Linear/MatMul modules)",
+    "sops": "layers fed by spikes, per the 'sops' convention (paper: mean input spike count x MACs = "
+    "fr x T x MACs; fanout: exact accumulations per spike); matmuls of spike tensors: exact accumulations",
+    "spike_input": "a layer's input is spikes when it comes from a spiking neuron (through views, max-pool, "
+    "spike products); pixels, SEW sums and BN outputs are real",
     "multi_bit_spikes": "an IE-LIF level k counts as k binary spikes over D virtual steps (rates can be > 1)",
     "firing_rate": "mean spike count per element, per step, over all measured samples; neuron state reset "
     "at every forward",
-    "energy": "E = E_MAC x MAC ops (layers fed by real values) + E_AC x SOPs; ANNs: E_MAC x MACs",
+    "energy": "E = E_MAC x MAC ops + E_AC x SOPs; ANNs: E_MAC x MAC ops",
+    "mode": "spiking models measured spike-driven, unfused (the official layers)",
     "size_true": "low-bit weights at bits/8 bytes + other parameters (fp32 steps, BN, biases): 4 bytes",
     "size_paper": "QSD convention: (parameters without step sizes) x bits_w / 32, in millions",
 }
@@ -47,13 +53,19 @@ def profile_model(
     first_layer_T: bool = False,
     latency_batch: int = 1,
     latency_repeats: int = 5,
+    conventions: OpsConventions | None = None,
+    check_inference: bool = True,
 ) -> dict:
-    """Measure ``model`` over the batches of ``data`` (image tensors or (images, labels) pairs)."""
+    """Measure ``model`` over the batches of ``data`` (image tensors or (images, labels) pairs).
+
+    ``check_inference``: also compare spike-driven inference (unfused and fused) with training-mode
+    evaluation on the first batch (level-flip rate, logit difference)."""
     check_choice("energy preset", energy_preset, ENERGY_PRESETS)
+    conventions = conventions or OpsConventions()
     model.eval()
     spiking = hasattr(model, "spike_driven_")
     firing = FiringRateMonitor(model)
-    ops = SynapticOps(model, first_layer_T=first_layer_T)
+    ops = SynapticOps(model, first_layer_T=first_layer_T, conventions=conventions)
     first = None
     if spiking:
         model.spike_driven_(True, fuse=False)  # IE-LIF levels as countable spikes; official (unfused) layers
@@ -69,14 +81,18 @@ def profile_model(
             model.spike_driven_(False)
     if first is None:
         raise ConfigError("the dataset is empty: no batch to measure firing rates and operations on")
-    macs, macs_by_module, macs_by_op = count_macs(model, first[:1])
+    flop_macs, macs_by_module, macs_by_op = count_macs(model, first[:1])
     totals = ops.totals()
+    # ops outside the hooked modules (e.g. timm's fused attention) keep FlopCounterMode's count
+    outside = flop_macs - (totals["hooked_macs"] + totals["padding_macs"] - totals["mask_sum_macs"])
+    outside = outside if abs(outside) > 1e-6 * max(flop_macs, 1.0) else 0.0
+    macs = outside + totals["hooked_macs"]
+    mac_ops = outside + totals["mac_ops"]
     params = param_summary(model)
     size = model_size(model)
-    if firing.applicable:
-        energy = energy_mj(totals["mac_ops"], totals["sops"], energy_preset)
-    else:
-        energy = energy_mj(macs, 0.0, energy_preset)
+    sops = totals["sops"] if firing.applicable else 0.0
+    energy = energy_mj(mac_ops, sops, energy_preset)
+    fidelity = spike_driven_fidelity(model, first) if spiking and check_inference else None
     latency = measure_latency(model, first[:latency_batch].contiguous(), repeats=latency_repeats)
     e_mac, e_ac = ENERGY_PRESETS[energy_preset]
     return dict(
@@ -88,8 +104,15 @@ def profile_model(
         size_MB=size["true_mb"],
         size_MB_paper=size["paper_mb"],
         MACs_G=macs / 1e9,
-        MAC_ops_G=(totals["mac_ops"] if firing.applicable else macs) / 1e9,
-        SOPs_G=totals["sops"] / 1e9 if firing.applicable else None,
+        MAC_ops_G=mac_ops / 1e9,
+        SOPs_G=sops / 1e9 if firing.applicable else None,
+        attention_G=dict(
+            MACs=totals["attention_macs"] / 1e9,
+            MAC_ops=totals["attention_mac_ops"] / 1e9,
+            SOPs=totals["attention_sops"] / 1e9,
+            mask_sum_MACs=totals["mask_sum_macs"] / 1e9,
+        ),
+        padding_skipped_MACs_G=totals["padding_macs"] / 1e9,
         fr_mean=firing.mean_rate(),
         energy_mJ=energy,
         energy_ann_mJ=energy_mj(macs, 0.0, energy_preset),
@@ -104,7 +127,10 @@ def profile_model(
             first_layer=("MAC, charged T times" if first_layer_T else "MAC, charged once"),
             resolution=f"{first.shape[-2]}x{first.shape[-1]}",
             bn_fused=False,
+            ops=conventions.as_dict(),
         ),
+        spike_driven=fidelity if fidelity is not None else "not measured",
+        neurobench=ops.neurobench(),
         environment=dict(
             torch=torch.__version__, python=platform.python_version(), machine=platform.machine()
         ),

@@ -9,7 +9,7 @@
 - ``UniformQuantizer``: b-bit uniform quantizer with learnable bounds l < u (used to quantize teacher
   features for QFD): x_q = l + round(clip((x - l) / (u - l), 0, 1) (2^b - 1)) / (2^b - 1) (u - l).
 - ``QConv2d``, ``QConv1d``, ``QLinear``: nn layers with a ``bits`` knob. Fed with ``Spikes`` (binary
-  planes over virtual steps) they accumulate W s_d over the planes, so the op only ever sees {0, 1}.
+  planes over virtual steps) they weight the accumulated spike count (= the sum of W s_d over the planes).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from bench.errors import check_bits
-from bench.nn.neurons import Spikes
+from bench.nn.neurons import Spikes, as_tensor
 
 
 def grad_scale(x: Tensor, scale: float) -> Tensor:
@@ -123,17 +123,11 @@ class _Quantized:
     def _op(self, x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
         raise NotImplementedError
 
-    def _bias_shape(self, out: Tensor) -> list[int]:
-        raise NotImplementedError
-
     def forward(self, x: Tensor | Spikes) -> Tensor:
-        w = self.quantized_weight()
-        if not isinstance(x, Spikes):
-            return self._op(x, w, self.bias)
-        d = x.planes.shape[0]
-        out = self._op(x.planes.flatten(0, 1), w, None)
-        out = out.reshape(d, -1, *out.shape[1:]).sum(0) * x.value
-        return out if self.bias is None else out + self.bias.view(self._bias_shape(out))
+        # Spikes: count the spikes of every input (additions), scale by the spike value, then weight; by
+        # linearity this is the sum of W s_d over the planes, and it is the tensor training mode feeds, so
+        # the output is bitwise the training-mode output.
+        return self._op(as_tensor(x), self.quantized_weight(), self.bias)
 
 
 class QConv2d(_Quantized, nn.Conv2d):
@@ -146,9 +140,6 @@ class QConv2d(_Quantized, nn.Conv2d):
     def _op(self, x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
         return self._conv_forward(x, w, bias)
 
-    def _bias_shape(self, out: Tensor) -> list[int]:
-        return [1, -1, 1, 1]
-
 
 class QConv1d(_Quantized, nn.Conv1d):
     """nn.Conv1d with LSQ weights at ``bits``."""
@@ -160,9 +151,6 @@ class QConv1d(_Quantized, nn.Conv1d):
     def _op(self, x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
         return self._conv_forward(x, w, bias)
 
-    def _bias_shape(self, out: Tensor) -> list[int]:
-        return [1, -1, 1]
-
 
 class QLinear(_Quantized, nn.Linear):
     """nn.Linear with LSQ weights at ``bits``."""
@@ -173,9 +161,6 @@ class QLinear(_Quantized, nn.Linear):
 
     def _op(self, x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
         return F.linear(x, w, bias)
-
-    def _bias_shape(self, out: Tensor) -> list[int]:
-        return [-1]
 
 
 QUANTIZED_LAYERS = (QConv2d, QConv1d, QLinear)
