@@ -155,3 +155,73 @@ def test_cli_data_make(tmp_path, capsys):
     with Image.open(tmp_path / "c" / "val2017" / "000001000002.jpg") as im:
         assert im.size == (64, 64)
     assert "wrote ade20k dataset" in capsys.readouterr().out
+
+
+def test_mmdet_coco_dataset_and_metric_read_the_generated_set(coco_root):
+    import torch
+    from mmdet.datasets import CocoDataset
+    from mmdet.evaluation import CocoMetric
+    from mmengine.registry import init_default_scope
+
+    init_default_scope("mmdet")
+    names = [
+        c["name"]
+        for c in json.loads((coco_root / "annotations/instances_val2017.json").read_text())["categories"]
+    ]
+    ds = CocoDataset(
+        data_root=str(coco_root),
+        ann_file="annotations/instances_val2017.json",
+        data_prefix=dict(img="val2017/"),
+        metainfo=dict(classes=names),
+        pipeline=[
+            dict(type="LoadImageFromFile"),
+            dict(type="LoadAnnotations", with_bbox=True, with_mask=True),
+        ],
+        test_mode=True,
+    )
+    assert len(ds) == 6 and ds.cat_ids == [1, 3, 7]
+    metric = CocoMetric(
+        ann_file=str(coco_root / "annotations/instances_val2017.json"), metric=["bbox", "segm"]
+    )
+    metric.dataset_meta = ds.metainfo
+    for i in range(len(ds)):
+        item = ds[i]
+        assert (
+            item["img"].shape == (128, 128, 3) and len(item["gt_bboxes"]) == len(item["gt_bboxes_labels"]) > 0
+        )
+        masks = torch.from_numpy(item["gt_masks"].to_ndarray()).bool()
+        pred = dict(
+            bboxes=item["gt_bboxes"].tensor,
+            scores=torch.ones(len(masks)),
+            labels=torch.from_numpy(item["gt_bboxes_labels"]),
+            masks=masks,
+        )
+        metric.process({}, [dict(img_id=item["img_id"], ori_shape=item["ori_shape"], pred_instances=pred)])
+    scores = metric.compute_metrics(metric.results)
+    assert scores["bbox_mAP"] > 0.95 and scores["segm_mAP"] > 0.95  # the ground truth scores (almost) 1
+
+
+def test_mmseg_ade20k_dataset_and_iou_metric_read_the_generated_set(ade_root):
+    import torch
+    from mmengine.registry import init_default_scope
+    from mmseg.datasets import ADE20KDataset
+    from mmseg.evaluation import IoUMetric
+
+    init_default_scope("mmseg")
+    ds = ADE20KDataset(
+        data_root=str(ade_root),
+        data_prefix=dict(img_path="images/validation", seg_map_path="annotations/validation"),
+        pipeline=[dict(type="LoadImageFromFile"), dict(type="LoadAnnotations", reduce_zero_label=True)],
+    )
+    assert len(ds) == 3 and len(ds.metainfo["classes"]) == 150
+    metric = IoUMetric(iou_metrics=["mIoU"])
+    metric.dataset_meta = ds.metainfo
+    for i in range(len(ds)):
+        seg = ds[i]["gt_seg_map"]
+        with Image.open(ds[i]["seg_map_path"]) as lab:
+            raw = np.asarray(lab)
+        assert np.array_equal(seg, np.where(raw == 0, 255, raw.astype(np.int64) - 1))  # reduce_zero_label
+        gt = torch.from_numpy(seg.astype(np.int64))[None]
+        metric.process({}, [dict(pred_sem_seg=dict(data=gt), gt_sem_seg=dict(data=gt))])
+    scores = metric.compute_metrics(metric.results)
+    assert scores["mIoU"] == 100.0 and scores["aAcc"] == 100.0
