@@ -1,0 +1,106 @@
+"""What defines a detection run: DetConfig (hashed into the run folder name) and DetDistillConfig."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+from bench.errors import ConfigError, check_bits, check_choice
+
+DETECTORS = ("retinanet", "vitdet_maskrcnn", "vitdet_retinanet")
+DETECTOR_ALIASES = {"vitdet": "vitdet_maskrcnn"}  # `--detector vitdet` is ViTDet's own detector
+SIZES = ("tiny", "paper")
+NECK_HEADS = ("ann", "spiking")
+QUANT_GROUPS = ("all", "attn", "mlp")
+DISTILL_KINDS = ("none", "qfd")
+PYRAMID_LEVELS = (3, 4, 5, 6, 7)
+
+
+@dataclass
+class DetDistillConfig:
+    """QFD for detectors: the student's FPN levels regressed onto a frozen full-precision teacher's
+    levels quantized to ``teacher_bits`` (QFD, Zhu et al. AAAI 2023: P3, 8 bits)."""
+
+    kind: str = "none"
+    teacher: str | None = None  # a teacher run directory or an mm config file of the same detector
+    teacher_checkpoint: str | None = None  # default: the teacher run's last checkpoint
+    weight: float = 0.5  # lambda
+    teacher_bits: int = 8
+    levels: tuple[int, ...] = (3,)  # FPN levels P3..P7
+
+
+@dataclass
+class DetConfig:
+    """Everything that defines a detection run (hashed into its directory name)."""
+
+    model: str
+    detector: str = "retinanet"
+    size: str = "tiny"
+    data: str = "generated:coco-tiny"
+    overrides: dict = field(default_factory=dict)  # backbone options (bits, T, attention, ...)
+    iters: int | None = None  # None: the named config's schedule
+    batch_size: int | None = None
+    lr: float | None = None
+    seed: int = 0
+    img_scale: int | None = None  # tiny: square side; paper: long side (short side as the config)
+    neck_head: str = "ann"
+    quant_bits: int = 32  # QFD detection protocol (32 = full precision)
+    quant_groups: str = "all"  # ViT backbones: which linear layers quantize_bits applies to
+    init_checkpoint: str | None = None  # a full-precision detector checkpoint to fine-tune from
+    checkpoint_interval: int | None = None  # None: 50 iterations (tiny), 5000 (paper)
+    measure: bool = True
+    distill: DetDistillConfig = field(default_factory=DetDistillConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.distill, dict):
+            self.distill = DetDistillConfig(**self.distill)
+        self.detector = DETECTOR_ALIASES.get(self.detector, self.detector)
+        check_choice("detector", self.detector, DETECTORS)
+        check_choice("size", self.size, SIZES)
+        check_choice("neck_head", self.neck_head, NECK_HEADS)
+        check_choice("quant_groups", self.quant_groups, QUANT_GROUPS)
+        check_bits("quant_bits", self.quant_bits)
+        check_choice("distill.kind", self.distill.kind, DISTILL_KINDS)
+        self.distill.levels = tuple(self.distill.levels)
+        for level in self.distill.levels:
+            check_choice("distill.levels", level, PYRAMID_LEVELS)
+        if not self.distill.levels:
+            raise ConfigError("distill.levels=() is not allowed; allowed values: some of 3, 4, 5, 6, 7")
+        for name in ("iters", "batch_size", "img_scale", "checkpoint_interval"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{name}={value!r} is not allowed; allowed values: integers >= 1")
+        if self.img_scale is not None and self.img_scale % 32:
+            raise ConfigError(f"img_scale={self.img_scale} is not allowed; allowed values: multiples of 32")
+        if self.lr is not None and not self.lr > 0:
+            raise ConfigError(f"lr={self.lr} is not allowed; allowed values: > 0")
+        if self.distill.weight < 0:
+            raise ConfigError(f"distill.weight={self.distill.weight} is not allowed; allowed values: >= 0")
+        if self.distill.kind != "none":
+            check_bits("distill.teacher_bits", self.distill.teacher_bits)
+            if not self.distill.teacher:
+                raise ConfigError(
+                    "distill.kind='qfd' needs distill.teacher (a teacher run directory or detector config)"
+                )
+
+    def digest(self) -> str:
+        """Content hash of the config (names run directories)."""
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def config_from_dict(d: dict) -> DetConfig:
+    """A DetConfig from a plain dict; unknown keys are a one-line error naming the allowed ones."""
+    allowed = {f.name for f in dataclasses.fields(DetConfig)}
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown field {unknown[0]!r}; allowed fields: {', '.join(sorted(allowed))}")
+    if isinstance(d.get("distill"), dict):
+        allowed_d = {f.name for f in dataclasses.fields(DetDistillConfig)}
+        bad = sorted(set(d["distill"]) - allowed_d)
+        if bad:
+            raise ConfigError(
+                f"unknown field 'distill.{bad[0]}'; allowed fields: {', '.join(sorted(allowed_d))}"
+            )
+    return DetConfig(**d)
