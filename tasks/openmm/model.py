@@ -36,16 +36,14 @@ def build_spikebench_model(
 
 
 def make_neck_head_spiking_(model: nn.Module) -> dict:
-    """Neuron before every conv of neck and heads (``tasks.openmm.spiking.make_spiking_``), with the
-    backbone's T and neuron kind (LIF for ANN backbones): the neck and the main head are one region (T-mean
+    """Neuron before every conv of neck and heads (``tasks.openmm.spiking.make_spiking_``): LIF, with the
+    backbone's T (1 for ANN backbones): the neck and the main head are one region (T-mean
     at the head's output, as the official FPN_SNN -> FPNHead_SNN); an auxiliary head is a region of its own.
     Returns what was done (recorded in the run record)."""
     from tasks.openmm.spiking import make_spiking_
 
     inner = getattr(model.backbone, "model", model.backbone)
-    opts = getattr(inner, "opts", None)
-    neuron = opts.neuron if opts is not None and opts.neuron in ("lif", "ie-lif") else "lif"
-    levels = opts.levels if opts is not None else 4
+    neuron, levels = "lif", 4  # binary LIF as the official SDT-V2 dense necks/heads (SOPs countable)
     T = getattr(inner, "T", 1)
     heads = [getattr(model, a) for a in ("decode_head", "bbox_head") if getattr(model, a, None) is not None]
     if len(heads) != 1:

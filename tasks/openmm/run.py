@@ -17,7 +17,8 @@ import re
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -51,6 +52,23 @@ def latest_checkpoint(work_dir: Path) -> Path | None:
         if (m := re.fullmatch(r"iter_(\d+)\.pth", p.name))
     ]
     return max(found)[1] if found else None
+
+
+@contextmanager
+def trusted_checkpoints() -> Iterator[None]:
+    """torch >= 2.6 loads with ``weights_only=True`` by default, which refuses mmengine's checkpoints (message
+    hub, numpy states); inside this block torch.load reads them fully. Only for this run's own files (and a
+    teacher the user names), never downloads: nothing is fetched at run time."""
+    key = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
+    before = os.environ.get(key)
+    os.environ[key] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
 
 
 def unique_name(prefix: str) -> str:
@@ -200,9 +218,10 @@ def _train_test(
     mm_cfg.experiment_name = unique_name(out.name)
     deterministic = torch.are_deterministic_algorithms_enabled()
     try:
-        runner = Runner.from_cfg(mm_cfg)
-        runner.train()
-        scores = runner.test()
+        with trusted_checkpoints():
+            runner = Runner.from_cfg(mm_cfg)
+            runner.train()
+            scores = runner.test()
     finally:  # mmengine's deterministic=True is process-wide: give the caller its setting back
         torch.use_deterministic_algorithms(deterministic)
     values = {k: float(scores[k]) for k in metrics if k in scores}

@@ -52,7 +52,7 @@ def test(
     from bench.data.datasets import resolve_dense_data
     from bench.errors import check_choice
     from tasks.openmm.config import _set_data_root
-    from tasks.openmm.run import unique_name
+    from tasks.openmm.run import trusted_checkpoints, unique_name
 
     ckpt, cfg_file, meta = _locate(run, checkpoint, config)
     root = resolve_dense_data(data or meta.get("data", "generated:ade20k-tiny"), "ade20k")
@@ -76,8 +76,9 @@ def test(
         cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
         cfg.log_level = "WARNING"
         cfg.experiment_name = unique_name("test")
-        runner = Runner.from_cfg(cfg)
-        scores = runner.test()
+        with trusted_checkpoints():
+            runner = Runner.from_cfg(cfg)
+            scores = runner.test()
         per_class = getattr(runner.test_loop.evaluator.metrics[0], "per_class_iou", None)
     finally:
         shutil.rmtree(work, ignore_errors=True)
