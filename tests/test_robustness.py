@@ -124,7 +124,8 @@ def test_interrupt_records_interrupted_leaves_no_process_and_a_plain_rerun_resum
 
 
 def test_two_runners_split_the_points_and_both_exit_0(tmp_path, data):
-    spec = _spec(tmp_path, data, "  T: [1, 2]\n  shortcut: [ms, sew]")
+    # 4 epochs: on an idle machine 1-epoch points end before the second runner has even started
+    spec = _spec(tmp_path, data, "  T: [1, 2]\n  shortcut: [ms, sew]", epochs=4)
     out = tmp_path / "sweep"
     first = _start(spec, out, workers=1)
     _wait_for(lambda: len(list(out.glob("runs/*/config.json"))) >= 1)  # the first runner holds a point
@@ -137,7 +138,8 @@ def test_two_runners_split_the_points_and_both_exit_0(tmp_path, data):
         here, elsewhere = stdout.split("this runner ran ")[1].split(" ran elsewhere")[0].split(", ")
         counts.append((int(here), int(elsewhere)))
     assert counts[0][0] + counts[1][0] == 4  # each point run by exactly one runner
-    assert counts[1][1] >= 1  # the second found a point running elsewhere and waited for it
+    # at least one runner found a point held by the other and waited for it (which one depends on timing)
+    assert counts[0][1] + counts[1][1] >= 1
     assert len(_results(out)) == 4 and all(r["status"] == "ok" for r in _results(out).values())
     assert (
         survivors(first.pid, str(out), timeout=5) == [] and survivors(second.pid, str(out), timeout=5) == []
@@ -162,7 +164,7 @@ def test_torn_result_and_checkpoint_are_moved_aside_and_the_point_redone_from_th
     assert results.returncode == 0 and "corrupt" in results.stdout and "not valid JSON" in results.stdout
     rerun = cli("sweep", "run", str(spec), "--out", str(out), "--quiet")
     assert rerun.returncode == 0 and "Traceback" not in rerun.stderr, rerun.stderr
-    warnings = [line for line in rerun.stderr.splitlines() if "warning" in line]
+    warnings = [line for line in rerun.stderr.splitlines() if line.startswith("spikebench: warning")]
     assert len(warnings) == 2, rerun.stderr
     assert (
         f"{run / 'result.json'}: not valid JSON" in warnings[0]

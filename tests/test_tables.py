@@ -147,7 +147,7 @@ def test_three_seed_spec_gives_mean_std_columns_with_provenance(tmp_path, data):
     assert len({p.name for p in points}) == 6
     root = tmp_path / "seeds"
     status = run_sweep(spec, LocalPool(2), root, progress=False)
-    assert set(status.values()) == {"ok"}
+    assert status.count("ok") == len(status.states)
     df = collect(root)
     assert sorted(df["seed"]) == [0, 0, 1, 1, 2, 2] and set(df["env.threads"]) == {1}
     table, best = ablation_table(df, list(spec.axes), ["top1", "energy_mJ"], spec.baseline, spec.axes)

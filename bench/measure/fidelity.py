@@ -63,6 +63,27 @@ class _LevelTrace:
         return hook
 
 
+def _leaves(out: object) -> list[Tensor]:
+    """The tensors of a model output (a tensor, or nested tuples/lists/dicts of them, as dense heads give)."""
+    if isinstance(out, Tensor):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (tuple, list)):
+        return [t for o in out for t in _leaves(o)]
+    return []
+
+
+def _output_difference(out: object, ref: object) -> dict:
+    """Largest absolute difference over every output tensor; argmax changes of the last axis (logits) for
+    a single-tensor output, None otherwise."""
+    pairs = list(zip(_leaves(out), _leaves(ref), strict=True))
+    diff = max((float((a - b).abs().max()) for a, b in pairs if a.numel()), default=0.0)
+    single = isinstance(out, Tensor)
+    changed = int((out.argmax(-1) != ref.argmax(-1)).sum()) if single else None
+    return dict(max_logit_diff=diff, argmax_changed=changed)
+
+
 @torch.no_grad()
 def spike_driven_fidelity(model: nn.Module, x: Tensor) -> dict:
     """Level-flip rate and logit difference of spike-driven inference, unfused and fused, against
@@ -84,7 +105,6 @@ def spike_driven_fidelity(model: nn.Module, x: Tensor) -> dict:
             level_flips=trace.flips,
             neuron_elements=trace.elements,
             first_flip=trace.first_flip,
-            max_logit_diff=float((out - ref).abs().max()),
-            argmax_changed=int((out.argmax(-1) != ref.argmax(-1)).sum()),
+            **_output_difference(out, ref),
         )
     return dict(result, dtype=str(x.dtype).replace("torch.", ""), images=int(x.shape[0]))
