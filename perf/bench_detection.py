@@ -11,8 +11,8 @@ import tempfile
 from pathlib import Path
 
 import torch
+from _timing import interleaved_medians
 
-from perf._timing import interleaved_medians
 from tasks.detection import DetConfig
 
 DETECTORS = {

@@ -11,9 +11,9 @@ import tempfile
 from pathlib import Path
 
 import torch
+from _timing import interleaved_medians
 
 from bench.data.ade20k import write_ade20k
-from perf._timing import interleaved_medians
 
 
 def _setup(model: str, data: Path, work: Path, crop: int, batch_size: int, neck_head: str):
