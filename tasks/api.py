@@ -19,10 +19,13 @@ Robustness contract (``ablations/status.py`` reads what a task leaves):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from bench.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -40,3 +43,20 @@ class TaskDef:
 def run_config(task: TaskDef, config: dict, out: str | Path, progress: bool = False) -> dict:
     """Run ``config`` of ``task`` into ``out``; returns the record."""
     return task.run(config, Path(out), progress=progress)
+
+
+def config_from_fields(config_cls: type, distill_cls: type, d: dict) -> Any:
+    """``config_cls(**d)``; an unknown key of ``d`` or of ``d['distill']`` is a one-line error naming the
+    allowed fields."""
+    allowed = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise ConfigError(f"unknown field {unknown[0]!r}; allowed fields: {', '.join(sorted(allowed))}")
+    if isinstance(d.get("distill"), dict):
+        allowed_d = {f.name for f in dataclasses.fields(distill_cls)}
+        bad = sorted(set(d["distill"]) - allowed_d)
+        if bad:
+            raise ConfigError(
+                f"unknown field 'distill.{bad[0]}'; allowed fields: {', '.join(sorted(allowed_d))}"
+            )
+    return config_cls(**d)

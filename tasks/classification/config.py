@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
 from bench.errors import ConfigError, check_choice, check_positive_int, check_types
+from tasks.api import config_from_fields
 from tasks.determinism import DEFAULT_THREADS
 
 DISTILL_KINDS = ("none", "qfd", "fgd", "kd")
@@ -88,15 +88,4 @@ class TrainConfig:
 
 def config_from_dict(d: dict) -> TrainConfig:
     """A TrainConfig from a plain dict; unknown keys are a one-line error naming the allowed ones."""
-    allowed = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(d) - allowed)
-    if unknown:
-        raise ConfigError(f"unknown field {unknown[0]!r}; allowed fields: {', '.join(sorted(allowed))}")
-    if isinstance(d.get("distill"), dict):
-        allowed_d = {f.name for f in dataclasses.fields(DistillConfig)}
-        bad = sorted(set(d["distill"]) - allowed_d)
-        if bad:
-            raise ConfigError(
-                f"unknown field 'distill.{bad[0]}'; allowed fields: {', '.join(sorted(allowed_d))}"
-            )
-    return TrainConfig(**d)
+    return config_from_fields(TrainConfig, DistillConfig, d)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
 from bench.errors import ConfigError, check_bits, check_choice
+from tasks.api import config_from_fields
 
 DETECTORS = ("retinanet", "vitdet_maskrcnn", "vitdet_retinanet")
 DETECTOR_ALIASES = {"vitdet": "vitdet_maskrcnn"}  # `--detector vitdet` is ViTDet's own detector
@@ -92,15 +92,4 @@ class DetConfig:
 
 def config_from_dict(d: dict) -> DetConfig:
     """A DetConfig from a plain dict; unknown keys are a one-line error naming the allowed ones."""
-    allowed = {f.name for f in dataclasses.fields(DetConfig)}
-    unknown = sorted(set(d) - allowed)
-    if unknown:
-        raise ConfigError(f"unknown field {unknown[0]!r}; allowed fields: {', '.join(sorted(allowed))}")
-    if isinstance(d.get("distill"), dict):
-        allowed_d = {f.name for f in dataclasses.fields(DetDistillConfig)}
-        bad = sorted(set(d["distill"]) - allowed_d)
-        if bad:
-            raise ConfigError(
-                f"unknown field 'distill.{bad[0]}'; allowed fields: {', '.join(sorted(allowed_d))}"
-            )
-    return DetConfig(**d)
+    return config_from_fields(DetConfig, DetDistillConfig, d)
