@@ -281,7 +281,7 @@ def load_spec(path: str | Path, validate_models: bool = True) -> SweepSpec:
     )
     if spec.recipe:
         try:
-            check_recipe(spec.recipe, spec.base)
+            check_recipe(spec.recipe, spec.base, get_task(task).batch)
         except ConfigError as err:
             raise SpecError(f"{_where(path, lines, 'recipe')}: {err}") from None
     for k in spec.baseline:
@@ -312,8 +312,9 @@ def recipe_lr(recipe: dict) -> float | None:
     return recipe["blr"] * recipe["global_batch"] / 256
 
 
-def check_recipe(recipe: dict, base: dict) -> None:
-    """A paper spec's recipe: global batch = GPUs x per-GPU batch = ``batch_size``, lr from its rule."""
+def check_recipe(recipe: dict, base: dict, batch: str = "global") -> None:
+    """A paper spec's recipe: global batch = GPUs x per-GPU batch, ``batch_size`` = the global batch (or the
+    per-GPU batch where the task's ``batch`` is ``per_gpu``: mmdet/mmseg), lr from its rule."""
     unknown = sorted(set(recipe) - set(RECIPE_KEYS))
     if unknown:
         raise ConfigError(f"recipe: unknown key {unknown[0]!r}; allowed keys: {', '.join(RECIPE_KEYS)}")
@@ -329,10 +330,11 @@ def check_recipe(recipe: dict, base: dict) -> None:
             f"recipe: global_batch={recipe['global_batch']} is not gpus x per_gpu_batch "
             f"= {recipe['gpus'] * recipe['per_gpu_batch']}"
         )
-    if base.get("batch_size") != recipe["global_batch"]:
+    want = recipe["global_batch"] if batch == "global" else recipe["per_gpu_batch"]
+    if base.get("batch_size") != want:
         raise ConfigError(
-            f"recipe: base.batch_size={base.get('batch_size')} is not the global batch "
-            f"{recipe['global_batch']}"
+            f"recipe: base.batch_size={base.get('batch_size')} is not the "
+            f"{batch.replace('_', '-')} batch {want}"
         )
     lr = recipe_lr(recipe)
     if lr is not None and not math.isclose(base.get("lr", math.nan), lr, rel_tol=1e-6):

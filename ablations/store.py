@@ -56,7 +56,11 @@ def collect(root: str | Path) -> pd.DataFrame:
     spec = _read(root / "spec.json")
     values = {p["name"]: p["values"] for p in spec.get("points", [])}
     rows = []
-    has_files = [d for d in runs_dir.iterdir() if d.is_dir() and any(p.name != ".lock" for p in d.iterdir())]
+    has_files = [  # ".teachers" holds runs that points distil from, not points
+        d
+        for d in runs_dir.iterdir()
+        if d.is_dir() and not d.name.startswith(".") and any(p.name != ".lock" for p in d.iterdir())
+    ]
     for run in sorted(has_files):
         config, result, env = (
             _read(run / "config.json"),

@@ -54,6 +54,9 @@ LABELS = {
     "latency_ms": "Latency (ms)",
     "img_per_s": "Images/s",
     "bbox_mAP": "box mAP",
+    "bbox_mAP_50": "box mAP50",
+    "aAcc": "aAcc (%)",
+    "mAcc": "mAcc (%)",
     "segm_mAP": "mask mAP",
     "mIoU": "mIoU (%)",
 }

@@ -64,10 +64,7 @@ def main() -> None:
         for name in args.spiking:
             rows = {}
             for neck_head in ("ann", "spiking"):
-                try:
-                    tr, te = _setup(name, data, Path(tmp) / name, args.crop, args.batch_size, neck_head)
-                except ImportError:  # spiking neck/head module not present
-                    continue
+                tr, te = _setup(name, data, Path(tmp) / name, args.crop, args.batch_size, neck_head)
                 t = interleaved_medians(
                     {"ann_train": ann_train, "snn_train": tr, "ann_test": ann_test, "snn_test": te},
                     repeats=args.repeats,

@@ -38,6 +38,7 @@ class TaskDef:
     config_from_dict: Callable[[dict], Any]  # a validated config; bad input raises a one-line ConfigError
     run: Callable[..., dict]  # run(config: dict, out: Path, progress: bool = False) -> result record
     metrics: tuple[str, ...]  # metric keys of result.json, the primary one first
+    batch: str = "global"  # what a config's batch_size counts: the global batch or "per_gpu"
 
 
 def run_config(task: TaskDef, config: dict, out: str | Path, progress: bool = False) -> dict:
@@ -60,3 +61,20 @@ def config_from_fields(config_cls: type, distill_cls: type, d: dict) -> Any:
                 f"unknown field 'distill.{bad[0]}'; allowed fields: {', '.join(sorted(allowed_d))}"
             )
     return config_cls(**d)
+
+
+def teacher_config(student: Any, teacher: dict) -> Any:
+    """The config of a teacher given as fields (``distill.teacher: {overrides: {bits: 32}}``): the student's
+    config with those fields (``overrides`` merged into the student's) and no distillation. An unknown field
+    is a one-line error naming the allowed ones."""
+    allowed = {f.name for f in dataclasses.fields(student)} - {"distill"}
+    unknown = sorted(set(teacher) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"unknown field 'distill.teacher.{unknown[0]}'; allowed fields: {', '.join(sorted(allowed))}"
+        )
+    d = dataclasses.asdict(student)
+    d.update(teacher)
+    d["overrides"] = {**student.overrides, **teacher.get("overrides", {})}
+    d["distill"] = {"kind": "none"}
+    return type(student)(**d)

@@ -3,6 +3,8 @@
 - **chance**: classification top-1 not above random guessing — at or below the 99th percentile of the
   accuracy of uniform guessing over ``classes`` on ``eval_samples`` images (a one-sided exact binomial test
   at alpha = 0.01); without the image count, top-1 <= chance + 5 points.
+- **chance** for dense tasks: segmentation mIoU not above ``constant_mIoU`` (the best constant prediction,
+  reported by the metric); detection box AP of 0 (not one box matched at any IoU threshold).
 - **silent**: a spiking layer whose firing rate is below ``SILENT_RATE`` (fewer than one spike per 10 000
   neuron-steps on the measured images): the information path through it is cut.
 """
@@ -49,6 +51,12 @@ def learning_flags(result: dict, firing_rates: object = None) -> list[str]:
                 f"chance: top-1 {top1:.1f} % <= {limit:.1f} % (guessing among {classes} classes, "
                 f"one-sided binomial test, alpha {CHANCE_ALPHA})"
             )
+    miou, floor = result.get("mIoU"), result.get("constant_mIoU")
+    if isinstance(miou, (int, float)) and isinstance(floor, (int, float)) and miou <= floor:
+        flags.append(f"chance: mIoU {miou:.2f} <= {floor:.2f} (the most frequent class predicted everywhere)")
+    box = result.get("bbox_mAP")
+    if result.get("task") == "detection" and isinstance(box, (int, float)) and box <= 0:
+        flags.append("chance: box AP 0 (no box matched at any IoU threshold)")
     silent = silent_layers(firing_rates)
     if silent:
         n = len(firing_rates) if isinstance(firing_rates, list) else len(silent)

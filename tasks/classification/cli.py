@@ -8,18 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from tasks.determinism import DEFAULT_THREADS
-
-OVERRIDES = (
-    ("bits", int),
-    ("bits_first", int),
-    ("bits_head", int),
-    ("T", int),
-    ("attention", str),
-    ("shortcut", str),
-    ("neuron", str),
-    ("levels", int),
-)
+from tasks.options import add_backbone_options, add_run_options, backbone_overrides
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -27,7 +16,7 @@ def _run(args: argparse.Namespace) -> int:
     from tasks.classification.train import train
     from tasks.health import learning_flags
 
-    overrides = {k: getattr(args, k) for k, _ in OVERRIDES if getattr(args, k) is not None}
+    overrides = backbone_overrides(args)
     distill = DistillConfig(
         kind=args.distill,
         teacher=args.teacher,
@@ -81,10 +70,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
         default="generated:imagenet-10",
         help="dataset folder (ImageNet folder or CIFAR pickles) or generated:<imagenet-10|cifar10|cifar100>",
     )
-    for name, typ in OVERRIDES:
-        p.add_argument(
-            f"--{name.replace('_', '-')}", dest=name, type=typ, default=None, help="model override"
-        )
+    add_backbone_options(p)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--img-size", type=int, default=None)
@@ -96,13 +82,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mixup", type=float, default=0.0)
     p.add_argument("--cutmix", type=float, default=0.0)
     p.add_argument("--clip-grad", type=float, default=5.0)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=DEFAULT_THREADS,
-        help=f"CPU threads of the run, part of its config and hash (default {DEFAULT_THREADS})",
-    )
+    add_run_options(p)
     p.add_argument("--distill", default="none", help="none, qfd, fgd or kd")
     p.add_argument("--teacher", default=None, help="registered teacher model")
     p.add_argument("--teacher-checkpoint", default=None, help="teacher state_dict file")
@@ -123,7 +103,7 @@ def register_train(sub: argparse._SubParsersAction) -> None:
 def _eval(args: argparse.Namespace) -> int:
     from tasks.classification.eval import evaluate_checkpoint, print_comparison
 
-    overrides = {k: getattr(args, k) for k, _ in OVERRIDES if getattr(args, k) is not None}
+    overrides = backbone_overrides(args)
     record = evaluate_checkpoint(
         args.model,
         args.checkpoint,
@@ -152,10 +132,7 @@ def register_eval(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="registered model name (see `spikebench models`)")
     p.add_argument("--checkpoint", default=None, help="spikebench or official checkpoint file")
     p.add_argument("--data", required=True, help="ImageNet val folder (class folders), or generated:<name>")
-    for name, typ in OVERRIDES:
-        p.add_argument(
-            f"--{name.replace('_', '-')}", dest=name, type=typ, default=None, help="model override"
-        )
+    add_backbone_options(p)
     p.add_argument("--img-size", type=int, default=None, help="crop size (default: the model's own)")
     p.add_argument("--batch-size", type=int, default=50)
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")

@@ -35,6 +35,7 @@ TASK = TaskDef(
     config_from_dict=config_from_dict,
     run=run,
     metrics=BOX_METRICS + MASK_METRICS,
+    batch="per_gpu",  # mmengine: batch_size is per process
 )
 
 __all__ = [

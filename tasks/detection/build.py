@@ -126,7 +126,7 @@ def _fill(detector: str, neck: str, classes: tuple[str, ...]):
     return fill
 
 
-def build_mm_config(cfg: DetConfig, data_root: Path, work_dir: Path) -> Config:
+def build_mm_config(cfg: DetConfig, data_root: Path, work_dir: Path, teacher: str | None = None) -> Config:
     """The filled mmengine config of ``cfg`` (model, data, schedule, hooks)."""
     family = model_entry(cfg.model).family
     path = config_path("detection", cfg.detector, cfg.size)
@@ -178,7 +178,7 @@ def build_mm_config(cfg: DetConfig, data_root: Path, work_dir: Path) -> Config:
         mm.custom_hooks.append(
             dict(
                 type="FeatureDistillHook",
-                teacher=cfg.distill.teacher,
+                teacher=teacher or cfg.distill.teacher,
                 teacher_checkpoint=cfg.distill.teacher_checkpoint,
                 point="neck",
                 indices=tuple(level - first for level in cfg.distill.levels),

@@ -7,15 +7,8 @@ import json
 import os
 import sys
 
-OVERRIDES = (
-    ("bits", int),
-    ("bits_first", int),
-    ("T", int),
-    ("attention", str),
-    ("shortcut", str),
-    ("neuron", str),
-    ("levels", int),
-)
+from tasks.options import add_backbone_options, add_run_options, backbone_overrides
+
 SUMMARY = ("status", "model", "detector", "bbox_mAP", "bbox_mAP_50", "segm_mAP", "neck_head", "iters")
 
 
@@ -23,7 +16,7 @@ def _train(args: argparse.Namespace) -> int:
     from tasks.detection import run_dir_for, train
     from tasks.detection.config import DetConfig, DetDistillConfig
 
-    overrides = {k: getattr(args, k) for k, _ in OVERRIDES if getattr(args, k) is not None}
+    overrides = backbone_overrides(args)
     cfg = DetConfig(
         model=args.model,
         detector=args.detector,
@@ -34,6 +27,7 @@ def _train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         seed=args.seed,
+        threads=args.threads,
         img_scale=args.img_scale,
         neck_head=args.neck_head,
         quant_bits=args.quant_bits,
@@ -78,14 +72,11 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--size", default="tiny", help="named config: tiny (CPU) or paper (GPUs)")
     p.add_argument("--data", default="generated:coco-tiny", help="COCO root or generated:coco-tiny")
-    for name, typ in OVERRIDES:
-        p.add_argument(
-            f"--{name.replace('_', '-')}", dest=name, type=typ, default=None, help="backbone option"
-        )
+    add_backbone_options(p)
     p.add_argument("--iters", type=int, default=None, help="training iterations (default: the config's)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    add_run_options(p)
     p.add_argument("--img-scale", type=int, default=None, help="tiny: square side; paper: long side")
     p.add_argument("--neck-head", default="ann", help="ann or spiking (official SDT-V2/QSD detection code)")
     p.add_argument("--quant-bits", type=int, default=32, help="QFD protocol: quantize the detector (32 = FP)")

@@ -6,8 +6,9 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from bench.errors import ConfigError, check_bits, check_choice
-from tasks.api import config_from_fields
+from bench.errors import ConfigError, check_bits, check_choice, check_positive_int
+from tasks.api import config_from_fields, teacher_config
+from tasks.determinism import DEFAULT_THREADS
 
 DETECTORS = ("retinanet", "vitdet_maskrcnn", "vitdet_retinanet")
 DETECTOR_ALIASES = {"vitdet": "vitdet_maskrcnn"}  # `--detector vitdet` is ViTDet's own detector
@@ -24,7 +25,9 @@ class DetDistillConfig:
     levels quantized to ``teacher_bits`` (QFD, Zhu et al. AAAI 2023: P3, 8 bits)."""
 
     kind: str = "none"
-    teacher: str | None = None  # a teacher run directory or an mm config file of the same detector
+    # a teacher run directory, an mm config file of the same detector, or fields of a teacher run trained
+    # here first (the student's config with these fields, e.g. {overrides: {bits: 32}})
+    teacher: str | dict | None = None
     teacher_checkpoint: str | None = None  # default: the teacher run's last checkpoint
     weight: float = 0.5  # lambda
     teacher_bits: int = 8
@@ -44,6 +47,7 @@ class DetConfig:
     batch_size: int | None = None
     lr: float | None = None
     seed: int = 0
+    threads: int = DEFAULT_THREADS  # CPU intra-op threads: part of the run's identity (hash)
     img_scale: int | None = None  # tiny: square side; paper: long side (short side as the config)
     neck_head: str = "ann"
     quant_bits: int = 32  # QFD detection protocol (32 = full precision)
@@ -59,6 +63,7 @@ class DetConfig:
         self.detector = DETECTOR_ALIASES.get(self.detector, self.detector)
         check_choice("detector", self.detector, DETECTORS)
         check_choice("size", self.size, SIZES)
+        check_positive_int("threads", self.threads)
         check_choice("neck_head", self.neck_head, NECK_HEADS)
         check_choice("quant_groups", self.quant_groups, QUANT_GROUPS)
         check_bits("quant_bits", self.quant_bits)
@@ -78,6 +83,8 @@ class DetConfig:
             raise ConfigError(f"lr={self.lr} is not allowed; allowed values: > 0")
         if self.distill.weight < 0:
             raise ConfigError(f"distill.weight={self.distill.weight} is not allowed; allowed values: >= 0")
+        if isinstance(self.distill.teacher, dict):
+            teacher_config(self, self.distill.teacher)  # its fields checked now, not when it runs
         if self.distill.kind != "none":
             check_bits("distill.teacher_bits", self.distill.teacher_bits)
             if not self.distill.teacher:

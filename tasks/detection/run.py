@@ -73,12 +73,12 @@ def _evaluator(mm, detector: str) -> None:
             ev.update(type="SpikebenchCocoMetric", metric=kind)
 
 
-def build_config(cfg: DetConfig, data_root: Path, work_dir: Path):
+def build_config(cfg: DetConfig, data_root: Path, work_dir: Path, teacher: str | None = None):
     """The filled mmengine config of a detection run."""
     import_modules()
     from tasks.detection.build import build_mm_config
 
-    mm = build_mm_config(cfg, data_root, work_dir)
+    mm = build_mm_config(cfg, data_root, work_dir, teacher)
     _evaluator(mm, cfg.detector)
     mm.custom_imports = dict(imports=CUSTOM_IMPORTS, allow_failed_imports=False)
     return mm
@@ -95,7 +95,11 @@ def train_detection(cfg: DetConfig, out: Path, progress: bool = False) -> dict:
         root["data"] = resolve_dense_data(cfg.data, "coco")
 
     def build(work_dir: Path):
-        return build_config(cfg, root["data"], work_dir)
+        from tasks.detection import train
+        from tasks.openmm.distill import teacher_dir
+
+        teacher = teacher_dir(cfg, out, train) if cfg.distill.kind != "none" else None
+        return build_config(cfg, root["data"], work_dir, teacher=teacher)
 
     result = run_openmm(
         cfg,

@@ -29,6 +29,7 @@ from bench.errors import ConfigError
 from bench.io import atomic_path, write_json_atomic, write_text_atomic
 from bench.registry import model_entry
 from tasks.classification.train import environment
+from tasks.determinism import DEFAULT_THREADS, deterministic
 
 
 @register_backend("spikebench_atomic", force=True)
@@ -136,26 +137,31 @@ def run_openmm(
     validate()
     mm_cfg = build_config(out / "mm")
     main = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 writes the records
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    threads = getattr(cfg_obj, "threads", DEFAULT_THREADS)
     if main:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / "config.json", config)
         write_text_atomic(out / "mm_config.py", mm_cfg.pretty_text)
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        write_json_atomic(out / "environment.json", _environment(cfg_obj.seed, device))
     try:
-        result = _train_test(
-            cfg_obj,
-            out,
-            mm_cfg,
-            task,
-            metrics,
-            neck_head,
-            measure,
-            measure_images,
-            measure_fn,
-            extra_metrics,
-            progress,
-        )
+        with deterministic(threads, device) as repeatability:
+            if main:
+                env = dict(_environment(cfg_obj.seed, device), determinism=repeatability)
+                write_json_atomic(out / "environment.json", env)
+            result = _train_test(
+                cfg_obj,
+                out,
+                mm_cfg,
+                task,
+                metrics,
+                neck_head,
+                measure,
+                measure_images,
+                measure_fn,
+                extra_metrics,
+                progress,
+            )
+            result["determinism"] = repeatability
     except BaseException as err:  # interrupts too: the record says why the run stopped
         reason = f"{type(err).__name__}: {err}".splitlines()[0] if str(err) else type(err).__name__
         if not main:

@@ -20,6 +20,7 @@ TASK = TaskDef(
     config_from_dict=config_from_dict,
     run=run,
     metrics=("mIoU", "aAcc", "mAcc"),
+    batch="per_gpu",  # mmengine: batch_size is per process
 )
 
 __all__ = ["TASK", "DistillConfig", "SegConfig", "config_from_dict"]

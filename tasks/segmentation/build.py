@@ -96,8 +96,11 @@ def test_mode(cfg: SegConfig) -> str:
     return mode
 
 
-def mm_config(cfg: SegConfig, data_root: str | Path, work_dir: str | Path, workers: int = 0) -> Config:
-    """The mmseg config of ``cfg`` (the named file filled for this run)."""
+def mm_config(
+    cfg: SegConfig, data_root: str | Path, work_dir: str | Path, workers: int = 0, teacher: str | None = None
+) -> Config:
+    """The mmseg config of ``cfg`` (the named file filled for this run); ``teacher``: the distillation
+    teacher's run directory or config (default ``cfg.distill.teacher``)."""
     d = defaults(cfg)
     mode = test_mode(cfg)
     overrides = dict(cfg.overrides)
@@ -139,7 +142,7 @@ def mm_config(cfg: SegConfig, data_root: str | Path, work_dir: str | Path, worke
     mm.test_evaluator = dict(type="SpikebenchIoUMetric", iou_metrics=["mIoU"])
     if mm.get("val_evaluator"):
         mm.val_evaluator = dict(type="SpikebenchIoUMetric", iou_metrics=["mIoU"])
-    hook = distill_hook(cfg, len(mm.backbone_maps))
+    hook = distill_hook(cfg, len(mm.backbone_maps), teacher)
     if hook is not None:
         mm.custom_hooks = [*mm.custom_hooks, hook]
     mm.model = dict(type="SpikebenchModel", model=mm.model, neck_head=cfg.neck_head, registry="mmseg")

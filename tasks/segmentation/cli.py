@@ -7,16 +7,8 @@ import json
 import os
 import sys
 
-OVERRIDES = (
-    ("bits", int),
-    ("bits_first", int),
-    ("bits_head", int),
-    ("T", int),
-    ("attention", str),
-    ("shortcut", str),
-    ("neuron", str),
-    ("levels", int),
-)
+from tasks.options import add_backbone_options, add_run_options, backbone_overrides
+
 SUMMARY = ("status", "model", "mIoU", "aAcc", "mAcc", "neck_head", "iters")
 
 
@@ -24,7 +16,7 @@ def _train(args: argparse.Namespace) -> int:
     from tasks.segmentation.config import DistillConfig, SegConfig
     from tasks.segmentation.train import run_dir_for, train
 
-    overrides = {k: getattr(args, k) for k, _ in OVERRIDES if getattr(args, k) is not None}
+    overrides = backbone_overrides(args)
     cfg = SegConfig(
         model=args.model,
         segmentor=args.segmentor,
@@ -35,6 +27,7 @@ def _train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         lr=args.lr,
         seed=args.seed,
+        threads=args.threads,
         crop=args.crop,
         neck_head=args.neck_head,
         test_mode=args.test_mode,
@@ -81,14 +74,11 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--segmentor", default="semfpn", help="semfpn or upernet")
     p.add_argument("--size", default="tiny", help="tiny (CPU) or paper (512x512, 160k iterations)")
     p.add_argument("--data", default="generated:ade20k-tiny", help="ADE20K root or generated:ade20k-tiny")
-    for name, typ in OVERRIDES:
-        p.add_argument(
-            f"--{name.replace('_', '-')}", dest=name, type=typ, default=None, help="backbone option"
-        )
+    add_backbone_options(p)
     p.add_argument("--iters", type=int, default=None, help="training iterations (default: the config's)")
     p.add_argument("--batch-size", type=int, default=None, help="images per process")
     p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    add_run_options(p)
     p.add_argument("--crop", type=int, default=None, help="square crop side (multiple of 32)")
     p.add_argument("--neck-head", default="ann", help="ann, or spiking (neuron before each neck/head conv)")
     p.add_argument(

@@ -6,8 +6,9 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
-from bench.errors import ConfigError, check_bits, check_choice
-from tasks.api import config_from_fields
+from bench.errors import ConfigError, check_bits, check_choice, check_positive_int
+from tasks.api import config_from_fields, teacher_config
+from tasks.determinism import DEFAULT_THREADS
 
 SEGMENTORS = ("semfpn", "upernet")
 SIZES = ("tiny", "paper")
@@ -21,9 +22,9 @@ class DistillConfig:
     """Feature distillation from a frozen full-precision teacher segmentor (QFD: its maps quantized)."""
 
     kind: str = "none"
-    teacher: str | None = (
-        None  # the teacher's run directory (mm_config.py + newest checkpoint) or config file
-    )
+    # a teacher run directory or config file, or fields of a teacher run trained here first (the student's
+    # config with these fields, e.g. {overrides: {bits: 32}})
+    teacher: str | dict | None = None
     teacher_checkpoint: str | None = None  # its checkpoint, when not the run directory's newest
     weight: float = 1.0  # lambda
     teacher_bits: int = 8  # QFD: bits of the quantized teacher maps
@@ -42,6 +43,7 @@ class SegConfig:
     batch_size: int | None = None  # per GPU/process; None: the config's (tiny 8, paper 4)
     lr: float | None = None
     seed: int = 0
+    threads: int = DEFAULT_THREADS  # CPU intra-op threads: part of the run's identity (hash)
     crop: int | None = None  # square crop side; None: the config's (tiny 64, paper 512)
     neck_head: str = "ann"
     test_mode: str | None = None  # None: whole, or slide for fixed-size backbones (EfficientFormer)
@@ -55,6 +57,7 @@ class SegConfig:
             self.distill = DistillConfig(**self.distill)
         check_choice("segmentor", self.segmentor, SEGMENTORS)
         check_choice("size", self.size, SIZES)
+        check_positive_int("threads", self.threads)
         check_choice("neck_head", self.neck_head, NECK_HEADS)
         if self.test_mode is not None:
             check_choice("test_mode", self.test_mode, TEST_MODES)
@@ -69,6 +72,8 @@ class SegConfig:
             raise ConfigError(f"lr={self.lr} is not allowed; allowed values: > 0")
         if self.distill.weight < 0:
             raise ConfigError(f"distill.weight={self.distill.weight} is not allowed; allowed values: >= 0")
+        if isinstance(self.distill.teacher, dict):
+            teacher_config(self, self.distill.teacher)  # its fields checked now, not when it runs
         check_bits("distill.teacher_bits", self.distill.teacher_bits)
         if self.distill.kind != "none" and not self.distill.teacher:
             raise ConfigError(

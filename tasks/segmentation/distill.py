@@ -11,23 +11,21 @@ from __future__ import annotations
 
 from torch import nn
 
-from bench.errors import ConfigError
 from tasks.segmentation.config import SegConfig
 
 
-def distill_hook(cfg: SegConfig, num_maps: int) -> dict | None:
-    """The custom hook entry of ``cfg.distill`` (None for ``kind='none'``)."""
+def distill_hook(cfg: SegConfig, num_maps: int, teacher: str | None = None) -> dict | None:
+    """The custom hook entry of ``cfg.distill`` (None for ``kind='none'``); ``teacher`` replaces
+    ``cfg.distill.teacher`` (a teacher given as fields, once trained)."""
     d = cfg.distill
     if d.kind == "none":
         return None
-    try:
-        import tasks.openmm.distill  # noqa: F401  (registers FeatureDistillHook)
-    except ImportError as err:
-        raise ConfigError(f"distill.kind={d.kind!r} needs tasks/openmm/distill.py ({err})") from None
+    import tasks.openmm.distill  # noqa: F401  (registers FeatureDistillHook)
+
     point, levels = ("neck", max(4, num_maps)) if cfg.segmentor == "semfpn" else ("backbone", num_maps)
     return dict(
         type="FeatureDistillHook" if d.kind == "qfd" else "FeatureKDHook",
-        teacher=d.teacher,
+        teacher=teacher or d.teacher,
         teacher_checkpoint=d.teacher_checkpoint,
         point=point,
         indices=tuple(range(levels)),
@@ -55,7 +53,4 @@ def _register() -> None:
     SEG_HOOKS.register_module(name="FeatureKDHook", module=FeatureKDHook, force=True)
 
 
-try:
-    _register()
-except ImportError:  # tasks/openmm/distill.py not present: distill_hook() says so in one line
-    pass
+_register()

@@ -8,7 +8,7 @@ from bench.data.datasets import resolve_dense_data
 from tasks.openmm.run import run_openmm
 from tasks.segmentation.config import SegConfig
 
-METRICS = ("mIoU", "aAcc", "mAcc")
+METRICS = ("mIoU", "aAcc", "mAcc", "constant_mIoU")  # the last: chance level (tasks.health)
 
 
 def run_dir_for(cfg: SegConfig, root: str | Path = "runs/segmentation") -> Path:
@@ -34,7 +34,10 @@ def train(cfg: SegConfig, out: str | Path | None = None, progress: bool = False,
         roots.append(resolve_dense_data(cfg.data, "ade20k"))
 
     def build(work_dir: Path):
-        return mm_config(cfg, roots[-1], work_dir, workers=workers)
+        from tasks.openmm.distill import teacher_dir
+
+        teacher = teacher_dir(cfg, out, train) if cfg.distill.kind != "none" else None
+        return mm_config(cfg, roots[-1], work_dir, workers=workers, teacher=teacher)
 
     return run_openmm(
         cfg,
