@@ -139,6 +139,9 @@ def run_openmm(
     main = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 writes the records
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     threads = getattr(cfg_obj, "threads", DEFAULT_THREADS)
+    options = dict(task=task, metrics=metrics, neck_head=neck_head, measure=measure)
+    options.update(measure_images=measure_images, measure_fn=measure_fn, extra_metrics=extra_metrics)
+    options.update(progress=progress)
     if main:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / "config.json", config)
@@ -148,19 +151,7 @@ def run_openmm(
             if main:
                 env = dict(_environment(cfg_obj.seed, device), determinism=repeatability)
                 write_json_atomic(out / "environment.json", env)
-            result = _train_test(
-                cfg_obj,
-                out,
-                mm_cfg,
-                task,
-                metrics,
-                neck_head,
-                measure,
-                measure_images,
-                measure_fn,
-                extra_metrics,
-                progress,
-            )
+            result = _train_test(cfg_obj, out, mm_cfg, **options)
             result["determinism"] = repeatability
     except BaseException as err:  # interrupts too: the record says why the run stopped
         reason = f"{type(err).__name__}: {err}".splitlines()[0] if str(err) else type(err).__name__
@@ -203,6 +194,7 @@ def _train_test(
     cfg_obj,
     out,
     mm_cfg,
+    *,
     task,
     metrics,
     neck_head,
