@@ -212,7 +212,7 @@ def _train_test(
     mm_cfg = mm_cfg.copy()
     mm_cfg.resume = ckpt is not None
     mm_cfg.load_from = str(ckpt) if ckpt is not None else None
-    mm_cfg.log_level = "INFO" if progress else "WARNING"
+    mm_cfg.log_level = "INFO" if progress else "ERROR"  # sweeps: progress lines, not mmengine notices
     mm_cfg.experiment_name = unique_name(out.name)
     deterministic = torch.are_deterministic_algorithms_enabled()
     try:
