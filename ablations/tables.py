@@ -248,7 +248,8 @@ def notes(table: pd.DataFrame) -> str:
     )
     parts.append(
         f"{MARK_FLAG}: runs that did not learn (top-1 not above chance, one-sided binomial test at "
-        "α = 0.01; or a spiking layer firing < 1e-4): not a result, never best."
+        "α = 0.01; mIoU not above the most frequent class predicted everywhere; box AP 0; or a spiking "
+        "layer firing < 1e-4): not a result, never best."
     )
     return " ".join(parts)
 
