@@ -63,6 +63,13 @@ LABELS = {
 MARK_SIG, MARK_FLAG = "*", "†"
 
 
+def setting(value: object) -> str:
+    """An axis value as a row key: 0, 0.0 and "0" are one setting (a numeric column holds 0 as 0.0)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def _values(group: pd.DataFrame, metric: str) -> pd.Series:
     """A metric's values in a group, indexed by seed when the runs have distinct seeds."""
     vals = pd.to_numeric(group[metric], errors="coerce")
@@ -141,11 +148,11 @@ def ablation_table(
     ok = df[df["status"] == "ok"] if "status" in df.columns else df
     if ok.empty:
         raise ConfigError("table: no finished (ok) run in the results")
-    keyed = ok.assign(**{a: ok[a].astype(str) for a in axes})
+    keyed = ok.assign(**{a: ok[a].map(setting) for a in axes})
     groups = dict(list(keyed.groupby(axes if len(axes) > 1 else axes[0], sort=False)))
     keys = list(groups)
     if order:
-        rank = {a: {str(v): i for i, v in enumerate(order.get(a, []))} for a in axes}
+        rank = {a: {setting(v): i for i, v in enumerate(order.get(a, []))} for a in axes}
         tup = {k: (k if isinstance(k, tuple) else (k,)) for k in keys}
         keys.sort(key=lambda k: [rank[a].get(v, len(rank[a])) for a, v in zip(axes, tup[k], strict=True)])
     values = {k: {m: _values(groups[k], m) for m in metrics} for k in keys}
@@ -161,7 +168,7 @@ def ablation_table(
         rows[k] = row
     base_key = None
     if baseline:
-        base_key = tuple(str(baseline[a]) for a in axes) if len(axes) > 1 else str(baseline[axes[0]])
+        base_key = tuple(setting(baseline[a]) for a in axes) if len(axes) > 1 else setting(baseline[axes[0]])
         if base_key not in rows:
             raise ConfigError(f"table: baseline {baseline} is not among the finished settings")
         for k in keys:

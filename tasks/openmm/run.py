@@ -17,6 +17,7 @@ import re
 import time
 import traceback
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -147,7 +148,9 @@ def run_openmm(
         write_json_atomic(out / "config.json", config)
         write_text_atomic(out / "mm_config.py", mm_cfg.pretty_text)
     try:
-        with deterministic(threads, device) as repeatability:
+        with deterministic(threads, device) as repeatability, warnings.catch_warnings():
+            if not progress:  # sweep workers: their progress lines, not the stack's deprecation notices
+                warnings.filterwarnings("ignore", module=r"(mmcv|mmdet|mmengine|mmseg)(\.|$)")
             if main:
                 env = dict(_environment(cfg_obj.seed, device), determinism=repeatability)
                 write_json_atomic(out / "environment.json", env)
