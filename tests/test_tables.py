@@ -230,3 +230,15 @@ def test_a_recipe_whose_lr_does_not_follow_its_rule_is_a_one_line_error(tmp_path
     assert "bad.yaml:" in str(err.value) and "base.lr=0.0046 is not blr * global_batch / 256" in str(
         err.value
     )
+
+
+def test_a_numeric_axis_with_fractions_keeps_its_integer_baseline():
+    # a lambda axis [0, 0.5, 1] is a float column (0.0, 0.5, 1.0): the spec's baseline 0 must still be found
+    df = pd.DataFrame(
+        _runs("x", [10.0, 11.0], [0, 1]) + _runs("y", [12.0, 13.0], [0, 1]) + _runs("z", [14.0, 15.0], [0, 1])
+    )
+    df["distill.lambda"] = [0.0, 0.0, 0.5, 0.5, 1.0, 1.0]
+    table, _ = ablation_table(
+        df, ["distill.lambda"], ["top1"], {"distill.lambda": 0}, {"distill.lambda": [0, 0.5, 1]}
+    )
+    assert list(table.index) == ["0", "0.5", "1"] and table.loc["1", "Δ top1"] == pytest.approx(4.0)
