@@ -351,7 +351,7 @@ def test_report_end_to_end(sources, tmp_path):
     for model in meta["Models"]:
         assert model["Results"][0]["Task"] == "Image Classification"
         assert {"Parameters", "MACs (G)", "Energy (mJ)", "Weight bits"} <= set(model["Metadata"])
-        assert Path(model["Weights"]).exists() and Path(model["Config"]).exists()
+        assert Path(model["Weights"]).name == "last.pt" and Path(model["Config"]).exists()
     assert [c["Name"] for c in meta["Collections"]] == ["QSD-Transformer"]
     paper = pd.read_csv(out / "paper_vs_measured.csv")
     assert set(paper["spikebench model"]) == {"qsd_8_512"} and paper["published (paper)"].notna().all()

@@ -56,6 +56,9 @@ def _config(run_dir: Path) -> Path:
 
 
 def _weights(run_dir: Path) -> Path | None:
+    last = run_dir / "checkpoints" / "last.pt"  # prev.pt is the one before it (kept for a torn last.pt)
+    if last.exists():
+        return last
     ckpts = sorted((run_dir / "checkpoints").glob("*.pt*")) if (run_dir / "checkpoints").is_dir() else []
     if ckpts:
         return ckpts[-1]
