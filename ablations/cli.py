@@ -240,7 +240,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--out", default=None, help="output folder (default results/tables)")
     t.set_defaults(func=_table)
     rp = sub.add_parser("report", help="figures, leaderboards, published vs measured and model-index.yml")
-    rp.add_argument("sources", nargs="+", help="sweep folders, folders of runs or run folders")
+    rp.add_argument(
+        "sources", nargs="+", help="sweep folders, folders of runs, run folders (any task), eval.json folders"
+    )
     rp.add_argument("--out", default="results/report", help="output folder (default results/report)")
     rp.add_argument(
         "--paper-results",

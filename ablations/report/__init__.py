@@ -25,6 +25,21 @@ def _read_json(path: Path) -> object:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def mm_history(run_dir: Path, metric: str, final: object) -> list[dict]:
+    """Training loss per logged iteration of an OpenMMLab run (mmengine's ``vis_data/scalars.json`` of
+    every (resumed) session, later sessions winning), and the record's final ``metric`` at the last one."""
+    by_iter: dict[int, dict] = {}
+    for log in sorted((run_dir / "mm").glob("*/vis_data/scalars.json")):
+        for line in log.read_text().splitlines():
+            row = json.loads(line) if line.strip().startswith("{") else {}
+            if "loss" in row and "iter" in row:
+                by_iter[int(row["iter"])] = dict(iter=int(row["iter"]), train_loss=float(row["loss"]))
+    rows = [by_iter[i] for i in sorted(by_iter)]
+    if rows and isinstance(final, (int, float)) and not pd.isna(final):
+        rows[-1] = dict(rows[-1], **{metric: float(final)})
+    return rows
+
+
 def sweep_figures(runs: pd.DataFrame, sweep: str, out: Path, items: list) -> None:
     """Bit-width, λ, training-curve and firing-rate figures of one sweep (those its axes allow)."""
     metric = PRIMARY.get(str(runs["task"].iloc[0]), "top1")
@@ -39,15 +54,18 @@ def sweep_figures(runs: pd.DataFrame, sweep: str, out: Path, items: list) -> Non
         fig = figures.lambda_figure(runs, metric)
         fig.axes[0].set_title(f"{sweep}: {fig.axes[0].get_title()}", fontsize=9)
         _figure(fig, out, f"lambda_{sweep}", f"{sweep}: {metric} against the distillation weight λ", items)
-    histories = {}
-    for r in runs.itertuples():
-        h = _read_json(Path(r.run_dir) / "metrics.json")
-        if isinstance(h, list) and h and "epoch" in h[0]:
-            histories[f"{r.model} {r.setting}".strip() + f" seed={getattr(r, 'seed', '')}"] = h
+    histories, x = {}, "epoch"
+    for r in runs.to_dict("records"):
+        h = _read_json(Path(r["run_dir"]) / "metrics.json")
+        if not (isinstance(h, list) and h and "epoch" in h[0]):
+            h, x = mm_history(Path(r["run_dir"]), metric, r.get(metric)), "iter"
+        if h:
+            histories[f"{r['model']} {r['setting']}".strip() + f" seed={r.get('seed', '')}"] = h
     if histories:
-        fig = figures.curves_figure(histories, metric)
+        fig = figures.curves_figure(histories, metric, x=x)
         fig.suptitle(f"{sweep}: training curves", fontsize=9)
-        _figure(fig, out, f"curves_{sweep}", f"{sweep}: training loss and {metric} per epoch", items)
+        per = "per epoch" if x == "epoch" else "per iteration (the metric: the final test)"
+        _figure(fig, out, f"curves_{sweep}", f"{sweep}: training loss and {metric} {per}", items)
     spiking = runs[runs["spiking"].astype(bool)]
     if len(spiking):
         best = spiking.loc[pd.to_numeric(spiking[metric], errors="coerce").idxmax()]
@@ -66,10 +84,12 @@ def build_report(
     paper: bool = True,
     mapping: tuple | None = None,
     paper_models: bool = True,
+    not_reproduced: tuple | None = None,
 ) -> list[Path]:
     """Write the whole report for the runs under ``sources`` into ``out``; returns the files written.
     ``mapping``: the published configurations to compare (default ``paper.paper_map()``); ``paper_models``:
-    also list every registered paper-size model in ``paper_configs``."""
+    also list every registered paper-size model in ``paper_configs``; ``not_reproduced``: published rows
+    listed as not reproduced (default ``paper.NOT_REPRODUCED`` with the default mapping, else none)."""
     out = Path(out)
     runs = load_runs(sources)
     good = usable(runs)
@@ -85,13 +105,15 @@ def build_report(
         if "energy_mJ" in rows and rows["energy_mJ"].notna().any() and PRIMARY[task] in rows:
             fig = figures.pareto_figure(rows, PRIMARY[task], "energy_mJ")
             _figure(fig, out, f"pareto_{task}", f"{task}: {PRIMARY[task]} against energy, every run", items)
-    for sweep, rows in good.groupby("sweep", sort=True):
+    tasks_of = good.groupby("sweep")["task"].nunique()
+    for (sweep, task), rows in good.groupby(["sweep", "task"], sort=True):
         rows.attrs = dict(good.attrs)
-        sweep_figures(rows, str(sweep), out, items)
+        sweep_figures(rows, str(sweep) if tasks_of[sweep] == 1 else f"{sweep}-{task}", out, items)
     written += [p for _, paths in items for p in paths]
     published, paper_note = None, ""
     if paper:
         from ablations.report.paper import (
+            NOT_REPRODUCED,
             compare,
             load_published,
             paper_configs,
@@ -99,6 +121,8 @@ def build_report(
             write_paper_tables,
         )
 
+        if not_reproduced is None:
+            not_reproduced = NOT_REPRODUCED if mapping is None else ()
         mapping = mapping or paper_map()
         try:
             published = load_published(paper_results)
@@ -106,7 +130,8 @@ def build_report(
             paper_note = f"Published-vs-measured tables not written: {err}"
         if published is not None:
             configs = paper_configs(mapping, every_paper_model=paper_models)
-            written += write_paper_tables(compare(published, runs, configs, mapping), configs, out)
+            table = compare(published, runs, configs, mapping, not_reproduced)
+            written += write_paper_tables(table, configs, out)
     written.append(write_model_index(model_index(good, published), out / "model-index.yml"))
     excluded = runs.loc[~runs.index.isin(good.index), ["sweep", "run", "model", "status", "reason"]]
     flags = runs["flag"] if "flag" in runs else pd.Series("", index=runs.index)
@@ -135,6 +160,18 @@ def _manifest(out: Path, written: list[Path]) -> None:
     write_json_atomic(listed, dict(files=now))
 
 
+BOARDS = {
+    "classification": "timm's columns (ranked by top-1, top-5) plus T, bits, firing rate, SOPs, MACs, "
+    "energy, true and paper size; mean over seeds.",
+    "detection": "ranked by box AP (`bbox_mAP`, COCO 0-1 scale), with AP50, AP75, mask AP where the detector "
+    "has masks, the detector and neck/head kind; parameters, MACs, SOPs, energy and size of the whole "
+    "detector, and the backbone's share (%) of its parameters and energy; mean over seeds.",
+    "segmentation": "ranked by mIoU (%), with mAcc, aAcc, the segmentor and neck/head kind; parameters, "
+    "MACs, SOPs, energy and size of the whole segmentor (no auxiliary head), and the backbone's share (%) "
+    "of its parameters and energy; mean over seeds.",
+}
+
+
 def _index(
     out: Path, boards: list, items: list, paper: bool, paper_note: str, excluded: pd.DataFrame, runs
 ) -> Path:
@@ -150,8 +187,8 @@ def _index(
     ]
     for task, n in boards:
         lines.append(
-            f"- [{task}](leaderboard_{task}.md) ([CSV](leaderboard_{task}.csv)): {n} settings, timm columns "
-            "plus T, bits, firing rate, SOPs, energy, true and paper size; mean over seeds."
+            f"- [{task}](leaderboard_{task}.md) ([CSV](leaderboard_{task}.csv)): {n} settings, "
+            + BOARDS[task]
         )
     lines += ["", "## Figures", ""]
     for caption, paths in items:
@@ -161,11 +198,14 @@ def _index(
     if paper:
         lines += [
             "- [paper_vs_measured.md](paper_vs_measured.md) ([CSV](paper_vs_measured.csv)): each "
-            "published value of a mapped paper configuration beside the spikebench measurement of the same "
-            "model on the same dataset (parameters and size from the built model; accuracy only from runs "
-            "on that dataset).",
+            "published value of a mapped paper configuration (ImageNet, CIFAR, ADE20K Semantic FPN) beside "
+            "the spikebench measurement of the same model on the same dataset (parameters and size from the "
+            "built model; accuracy only from runs evaluated on that dataset's full split); published dense "
+            "rows of our backbones with a detector or segmentor not built here are listed as *not "
+            "reproduced*, with the reason.",
             "- [paper_configs.md](paper_configs.md) ([CSV](paper_configs.csv)): parameters, true MB and "
-            "paper MB of every paper configuration, built without training.",
+            "paper MB of every paper configuration, built without training; dense paper configs as the "
+            "whole model with its backbone / neck / head split.",
         ]
     else:
         lines.append(paper_note)

@@ -2,8 +2,11 @@
 
 Classification: ``model,img_size,top1,top1_err,top5,top5_err,param_count,crop_pct,interpolation`` (timm's
 columns; ``param_count`` in millions), sorted by top1 desc, top5 desc, model asc. Detection ranks by box AP
-(``bbox_mAP``), segmentation by ``mIoU``. One row per setting of a sweep (runs that differ only by seed
-are averaged; ``<metric>_std`` and ``runs`` say over how many). Only finished runs that learned are ranked.
+(``bbox_mAP``), segmentation by ``mIoU``, each with its ``detector`` / ``segmentor`` and ``neck_head``; their
+``param_count``, MACs, SOPs and energy are the whole inference model (backbone + neck + head) and
+``backbone_param_share`` / ``backbone_energy_share`` (%) the backbone's part of it. One row per setting of a
+sweep (runs that differ only by seed are averaged; ``<metric>_std`` and ``runs`` say over how many). Only
+finished runs that learned are ranked.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ EXTRA = {
     "size_MB": "size_MB_true",
     "size_MB_paper": "size_MB_paper",
 }
+# the dense model that carries the backbone (config field of the task) and the backbone's share of the whole
+ARCHITECTURE = {"detection": "detector", "segmentation": "segmentor"}
+SHARES = {"backbone_param_share": "params_M", "backbone_energy_share": "energy_mJ"}
 # eval transform of tasks/classification (bench.data.datasets.build_transform): resize + centre crop
 CLASSIFICATION_EVAL = dict(crop_pct=1.0, interpolation="bilinear")
 
@@ -33,15 +39,22 @@ CLASSIFICATION_EVAL = dict(crop_pct=1.0, interpolation="bilinear")
 def leaderboard(df: pd.DataFrame, task: str) -> pd.DataFrame:
     """The ranked leaderboard of ``task`` from usable runs (see ``records.usable``)."""
     primary = PRIMARY[task]
-    metrics = [primary, *[m for m in SECONDARY[task] if m in df]]
     runs = df[df["task"] == task]
     if runs.empty or primary not in runs:
         return pd.DataFrame(columns=["model", "img_size", primary])
+    metrics = [primary, *[m for m in SECONDARY[task] if m in runs and runs[m].notna().any()]]
     runs = runs.assign(_name=_names(runs))
-    numeric = [c for c in [*metrics, "params_M", *EXTRA] if c in runs]
+    for share, col in SHARES.items():
+        if f"backbone_{col}" in runs:
+            part = pd.to_numeric(runs[f"backbone_{col}"], errors="coerce")
+            runs = runs.assign(**{share: 100 * part / pd.to_numeric(runs[col], errors="coerce")})
+    numeric = [c for c in [*metrics, "params_M", *EXTRA, *SHARES] if c in runs]
     runs = runs.assign(**{c: pd.to_numeric(runs[c], errors="coerce") for c in numeric})
     g = runs.groupby(["sweep", "_name"], sort=False)
     table = g[numeric].mean()
+    dense = [c for c in (ARCHITECTURE.get(task), "neck_head") if c in runs]
+    for c in dense:
+        table[c] = g[c].first()
     table[f"{primary}_std"] = g[primary].std()
     table["runs"] = g.size()
     table["img_size"] = g["resolution"].first() if "resolution" in runs else None
@@ -55,10 +68,12 @@ def leaderboard(df: pd.DataFrame, task: str) -> pd.DataFrame:
             table[f"{m}_err"] = 100.0 - table[m]
             cols.append(f"{m}_err")
     cols += ["param_count"] if "param_count" in table else []
+    cols += dense
     if task == "classification":
         table = table.assign(**CLASSIFICATION_EVAL)
         cols += list(CLASSIFICATION_EVAL)
-    cols += [EXTRA[c] for c in EXTRA if EXTRA[c] in table] + [f"{primary}_std", "runs", "sweep", "setting"]
+    cols += [EXTRA[c] for c in EXTRA if EXTRA[c] in table] + [c for c in SHARES if c in table]
+    cols += [f"{primary}_std", "runs", "sweep", "setting"]
     ranks = [primary, *(["top5"] if task == "classification" and "top5" in table else [])]
     table = table.sort_values([*ranks, "model"], ascending=[False] * len(ranks) + [True], kind="stable")
     return table[cols].reset_index(drop=True)

@@ -2,8 +2,10 @@
 
 ``Collections`` (one per backbone family, with its paper), ``Models`` (one per finished run that learned:
 ``Config``, ``Metadata`` with parameters, MACs and FLOPs = 2 x MACs, energy, bits, T; ``Results`` per
-task / dataset / metric; ``Weights`` where a checkpoint exists). ``load_model_index`` reads a file back and
-checks that structure.
+task / dataset / metric, box and mask AP on COCO's 0-100 scale as mmdet's metafiles; ``Weights`` where a
+checkpoint exists). ``Config``: the filled mmengine config of a detection / segmentation run
+(``mm_config.py``), ``config.json`` of a classification run, ``eval.json`` of an evaluated checkpoint.
+``load_model_index`` reads a file back and checks that structure.
 """
 
 from __future__ import annotations
@@ -44,6 +46,28 @@ METRIC_NAMES = {
     "mAcc": "mAcc",
     "aAcc": "aAcc",
 }
+SCALE = {"bbox_mAP": 100.0, "bbox_mAP_50": 100.0, "bbox_mAP_75": 100.0, "segm_mAP": 100.0}
+ARCHITECTURE = {"detection": "detector", "segmentation": "segmentor"}
+
+
+def _config(run_dir: Path) -> Path:
+    found = [run_dir / f for f in ("mm_config.py", "config.json", "eval.json") if (run_dir / f).exists()]
+    return found[0] if found else run_dir / "config.json"
+
+
+def _weights(run_dir: Path) -> Path | None:
+    last = run_dir / "checkpoints" / "last.pt"  # prev.pt is the one before it (kept for a torn last.pt)
+    if last.exists():
+        return last
+    ckpts = sorted((run_dir / "checkpoints").glob("*.pt*")) if (run_dir / "checkpoints").is_dir() else []
+    if ckpts:
+        return ckpts[-1]
+    mm = [(int(p.stem.split("_")[1]), p) for p in run_dir.glob("mm/iter_*.pth") if p.stem[5:].isdigit()]
+    return max(mm)[1] if mm else None  # mmengine's newest iter_<n>.pth
+
+
+def _text(v: object) -> str:
+    return "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
 
 
 def _num(v: object) -> float | int | None:
@@ -71,7 +95,11 @@ def model_index(runs: pd.DataFrame, published: pd.DataFrame | None = None) -> di
     models = []
     for r in runs.to_dict("records"):
         run_dir = Path(str(r["run_dir"]))
-        metrics = {METRIC_NAMES[k]: _num(r[k]) for k in METRIC_NAMES if k in r and _num(r.get(k)) is not None}
+        metrics = {
+            METRIC_NAMES[k]: _num(_num(r[k]) * SCALE.get(k, 1.0))
+            for k in METRIC_NAMES
+            if k in r and _num(r.get(k)) is not None
+        }
         meta = {
             "Parameters": None if _num(r.get("params_M")) is None else int(round(r["params_M"] * 1e6)),
             "MACs (G)": _num(r.get("MACs_G")),
@@ -88,11 +116,12 @@ def model_index(runs: pd.DataFrame, published: pd.DataFrame | None = None) -> di
             "Epochs": _num(r.get("epochs")),
             "Setting": str(r.get("setting") or ""),
             "Seed": _num(r.get("seed")),
+            "Architecture": _text(r.get(ARCHITECTURE.get(str(r["task"]), ""))),
         }
         entry = {
             "Name": f"{r['sweep']}/{r['run']}",
             "In Collection": FAMILY_SYSTEM.get(str(r["family"]), str(r["family"])),
-            "Config": str(run_dir / "config.json"),
+            "Config": str(_config(run_dir)),
             "Metadata": {k: v for k, v in meta.items() if v not in (None, "")},
             "Results": [
                 {
@@ -102,9 +131,10 @@ def model_index(runs: pd.DataFrame, published: pd.DataFrame | None = None) -> di
                 }
             ],
         }
-        ckpts = sorted((run_dir / "checkpoints").glob("*.pt*")) if (run_dir / "checkpoints").is_dir() else []
-        if ckpts:
-            entry["Weights"] = str(ckpts[-1])
+        evaluated = _text(r.get("checkpoint")) if r.get("kind") == "eval" else ""
+        weights = Path(evaluated) if evaluated else _weights(run_dir)
+        if weights is not None:
+            entry["Weights"] = str(weights)
         models.append(entry)
     return {"Collections": [_collection(f, published) for f in families], "Models": models}
 

@@ -3,11 +3,14 @@ mapping (no fuzzy matching), and the parameter count and size of every paper con
 PyTorch's meta device: no training, no weights).
 
 A published number is only ever compared with a run on the same dataset (a run on generated data never
-stands in for ImageNet); the columns say which number is published and which is measured.
+stands in for ImageNet); the columns say which number is published and which is measured. Published dense
+rows of our backbones with a detector or segmentor spikebench does not build (SSDLite, PSPNet, DeepLabv3,
+Mask R-CNN 1x on a 4-level FPN, DETR) are listed as not reproduced, with the reason (``NOT_REPRODUCED``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +24,7 @@ PAPER_RESULTS_ENV = "SPIKEBENCH_PAPER_RESULTS"
 PUBLISHED = "published (paper)"
 MEASURED = "measured (spikebench)"
 DELTA = "Δ (measured − published)"
+NOT_REPRODUCED_MARK = "not reproduced"
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,18 @@ class PaperConfig:
     match: dict = field(default_factory=dict)
     datasets: tuple[str, ...] = ("ImageNet-1K",)
     note: str = ""
+    dense: dict | None = None  # the task config of a detection / segmentation paper config (built, counted)
+    params: str = "parameters (M)"  # what the published params_m counts (label of the compared row)
+
+
+@dataclass(frozen=True)
+class NotReproduced:
+    """A published row of one of our backbones that spikebench cannot measure, and why."""
+
+    model: str
+    variant: str
+    name: str
+    reason: str
 
 
 NOTES = {
@@ -96,9 +112,98 @@ EXTRA_ROWS: tuple[PaperConfig, ...] = (
 )
 
 
+# EfficientFormer v1/v2's Semantic FPN (official code: 40k iterations, AdamW 2e-4, 512 crops) is
+# tasks/segmentation's semfpn paper config; a run counts when it kept that schedule. The csv's params_m of
+# these rows is the backbone as its ImageNet classifier (12.3 M for L1, as its ImageNet row), so it is
+# compared with the registry model built alone; the whole segmentor is counted in paper_configs.
+_SEMFPN = dict(task="segmentation", segmentor="semfpn", size="paper", iters_run=40_000)
+_BACKBONE = "backbone parameters (M; the ImageNet classifier, as the paper counts)"
+DENSE_ROWS: tuple[PaperConfig, ...] = tuple(
+    PaperConfig(
+        model,
+        variant,
+        name,
+        match=_SEMFPN,
+        datasets=("ADE20K val",),
+        note=note,
+        dense=dict(model=name, segmentor="semfpn", size="paper"),
+        params=_BACKBONE,
+    )
+    for model, variant, name, note in (
+        ("Semantic FPN + EfficientFormer-L1", "40k iters", "efficientformer_l1", ""),
+        ("Semantic FPN + EfficientFormer-L3", "40k iters", "efficientformer_l3", ""),
+        ("Semantic FPN + EfficientFormerV2-S2", "", "efficientformerv2_s2", ""),
+        (
+            "FPN + EfficientFormerV2-S2",
+            "PaddleSeg reproduction 512x512 40k",
+            "efficientformerv2_s2",
+            "PaddleSeg reproduction, not the paper",
+        ),
+        ("Semantic FPN + EfficientFormerV2-L", "450-epoch backbone", "efficientformerv2_l", ""),
+    )
+)
+
+_SSD = "SSDLite detector not built (spikebench builds RetinaNet and ViTDet Mask R-CNN / RetinaNet)"
+_PSP = "PSPNet segmentor not built (spikebench builds Semantic FPN and UPerNet)"
+_DLV3 = "DeepLabv3 segmentor not built (spikebench builds Semantic FPN and UPerNet)"
+_MRCNN = (
+    "Mask R-CNN 1x on a 4-level FPN (C2-C5, 12 epochs) not built: spikebench's Mask R-CNN is ViTDet's simple "
+    "pyramid from the stride-16 map on its long schedule, another detector"
+)
+_V2 = {"0.5": "050", "0.75": "075", "1.0": "100", "1.25": "125", "1.5": "150", "1.75": "175", "2.0": "200"}
+NOT_REPRODUCED: tuple[NotReproduced, ...] = (
+    *(
+        NotReproduced(f"SSDLite-MobileViT-{v}", variant, f"mobilevit_{v.lower()}", _SSD)
+        for v, variant in (("XS", "320x320"), ("S", "320x320"))
+        + tuple((v, "repo ckpt 320") for v in ("XXS", "XS", "S"))
+    ),
+    NotReproduced("SSD-300 MobileViT-S (SSDLite-320)", "", "mobilevit_s", _SSD),
+    *(
+        NotReproduced(f"DeepLabv3-MobileViT-{v}", variant, f"mobilevit_{v.lower()}", _DLV3 + "; PASCAL VOC")
+        for v in ("XXS", "XS", "S")
+        for variant in ("512x512, OS16", "repo ckpt")
+    ),
+    NotReproduced("SSDLite-MobileViTv1-XXS", "320px", "mobilevit_xxs", _SSD),
+    *(
+        NotReproduced(f"SSDLite-MobileViTv2-{w}", "320px", f"mobilevitv2_{_V2[w]}", _SSD)
+        for w in ("0.5", "0.75", "1.75")
+    ),
+    *(
+        NotReproduced(f"SSDLite-MobileViTv2-{w}", "repo ckpt 320px", f"mobilevitv2_{n}", _SSD)
+        for w, n in _V2.items()
+    ),
+    *(
+        NotReproduced(f"{seg}-MobileViTv2-{w}", "512x512 single-scale", f"mobilevitv2_{_V2[w]}", why)
+        for seg, w, why in (("PSPNet", "0.5", _PSP), ("PSPNet", "1.75", _PSP), ("DeepLabv3", "0.75", _DLV3))
+        + (("DeepLabv3", "2.0", _DLV3),)
+    ),
+    *(
+        NotReproduced(f"PSPNet-MobileViTv2-{w}", "repo ckpt", f"mobilevitv2_{_V2[w]}", _PSP)
+        for w in ("0.5", "0.75", "1.0", "1.25", "1.5", "1.75")
+    ),
+    *(
+        NotReproduced(f"DeepLabv3-MobileViTv2-{w}", "repo ckpt", f"mobilevitv2_{n}", _DLV3)
+        for w, n in _V2.items()
+    ),
+    NotReproduced(
+        "RetinaNet + Mobile-Former backbone",
+        "vs MobileNetV3 backbone",
+        "mobile_former_508m",
+        "an AP gain over a MobileNetV3 RetinaNet: MobileNetV3 is not a spikebench backbone, and the paper's "
+        "RetinaNet table is not in paper_results.csv",
+    ),
+    NotReproduced("MF-DETR (end-to-end)", "vs DETR", "mobile_former_508m", "DETR not built"),
+    NotReproduced("Mask R-CNN 1x + EfficientFormer-L1", "12 epochs", "efficientformer_l1", _MRCNN),
+    NotReproduced("Mask R-CNN 1x + EfficientFormer-L3", "12 epochs", "efficientformer_l3", _MRCNN),
+    NotReproduced("Mask R-CNN + EfficientFormerV2-S2", "", "efficientformerv2_s2", _MRCNN),
+    NotReproduced("Mask R-CNN 1x + EfficientFormerV2-L", "450-epoch backbone", "efficientformerv2_l", _MRCNN),
+)
+
+
 def paper_map() -> tuple[PaperConfig, ...]:
-    """Every published configuration compared: the ImageNet rows of ``PAPER_ROWS`` and ``EXTRA_ROWS``."""
-    return _imagenet_rows() + EXTRA_ROWS
+    """Every published configuration compared: the ImageNet rows of ``PAPER_ROWS``, ``EXTRA_ROWS`` and the
+    dense ``DENSE_ROWS``."""
+    return _imagenet_rows() + EXTRA_ROWS + DENSE_ROWS
 
 
 # published metric -> (run-table column, factor applied to the measured value, label)
@@ -111,18 +216,22 @@ METRICS = {
     "APbox50": ("bbox_mAP_50", 100.0, "box AP50"),
     "APbox75": ("bbox_mAP_75", 100.0, "box AP75"),
     "APmask": ("segm_mAP", 100.0, "mask AP"),
+    "mAP": ("bbox_mAP", 100.0, "box AP"),
     "mIoU": ("mIoU", 1.0, "mIoU (%)"),
     "energy_mj": ("energy_mJ", 1.0, "energy (mJ)"),
     "params_m": ("params_M", 1.0, "parameters (M)"),
 }
-# a run's dataset as named in paper_results.csv (generated sets keep their own name)
+# a run's dataset as named in paper_results.csv: (task, classes) -> (name, images of its evaluation split);
+# a run is on that dataset only when it was evaluated on exactly that many images (generated sets, subsets
+# and ``--limit`` evaluations keep their own name)
 DATASETS = {
-    ("classification", 1000): "ImageNet-1K",
-    ("classification", 100): "CIFAR-100",
-    ("classification", 10): "CIFAR-10",
-    ("detection", None): "MS-COCO val2017",
-    ("segmentation", None): "ADE20K val",
+    ("classification", 1000): ("ImageNet-1K", 50_000),
+    ("classification", 100): ("CIFAR-100", 10_000),
+    ("classification", 10): ("CIFAR-10", 10_000),
+    ("detection", None): ("MS-COCO val2017", 5_000),
+    ("segmentation", None): ("ADE20K val", 2_000),
 }
+GENERATED_MARK = "spikebench_dataset.json"  # written by bench.data.generate
 
 
 def default_path() -> Path:
@@ -149,16 +258,21 @@ def load_published(path: str | Path | None = None) -> pd.DataFrame:
 
 
 def run_dataset(row: pd.Series) -> str:
-    """The dataset of a run in paper_results.csv's names; generated data keeps its ``generated:`` name."""
+    """The dataset of a run in paper_results.csv's names, or its own ``data`` when it is not one of them
+    (generated data, a subset: another number of evaluation images than the published split)."""
     data = str(row.get("data", ""))
     if data.startswith("generated:") or data == "nan":
+        return data
+    if any((Path(data) / up / GENERATED_MARK).exists() for up in (".", "..")):
         return data
     classes = row.get("classes")
     key = (
         row.get("task"),
         int(classes) if pd.notna(classes) and row.get("task") == "classification" else None,
     )
-    return DATASETS.get(key, data)
+    name, images = DATASETS.get(key, (data, None))
+    found = pd.to_numeric(row.get("eval_images"), errors="coerce")
+    return name if images is not None and found == images else data
 
 
 def _selected(published: pd.DataFrame, cfg: PaperConfig) -> pd.DataFrame:
@@ -177,8 +291,10 @@ def _runs_of(runs: pd.DataFrame, cfg: PaperConfig, dataset: str) -> pd.DataFrame
         return pd.DataFrame()
     ok = runs[(runs["model"] == cfg.name) & (runs["status"] == "ok")]
     for col, value in cfg.match.items():
-        if col in ok:
-            ok = ok[pd.to_numeric(ok[col], errors="coerce") == value]
+        if col not in ok:
+            return ok.iloc[:0]
+        got = ok[col].astype(str) if isinstance(value, str) else pd.to_numeric(ok[col], errors="coerce")
+        ok = ok[got == value]
     return ok[[run_dataset(r) == dataset for _, r in ok.iterrows()]]
 
 
@@ -186,7 +302,8 @@ def paper_configs(
     mapping: tuple[PaperConfig, ...] | None = None, every_paper_model: bool = True
 ) -> pd.DataFrame:
     """Parameters, true MB and paper MB of every mapped configuration (and, with ``every_paper_model``,
-    of every registered paper-size model), built on the meta device."""
+    of every registered paper-size model), built on the meta device; ``config`` = ``classifier`` (the
+    registry model), or the dense paper config (whole model, split into backbone / neck / head)."""
     import torch
 
     from bench.measure.size import model_size, param_summary
@@ -213,13 +330,52 @@ def paper_configs(
                 dict(
                     model=name,
                     overrides=" ".join(f"{k}={v}" for k, v in overrides.items()),
+                    config="classifier",
                     family=model_entry(name).family,
                     **seen[key],
                     params_M_registry=model_entry(name).paper.get("params_m"),
                     mapped=any(c.name == name for c in mapping),
                 )
             )
+    dense = {json.dumps(c.dense, sort_keys=True): c for c in mapping if c.dense}
+    rows += [_dense_config(c) for c in dense.values()]
     return pd.DataFrame(rows)
+
+
+def dense_label(dense: dict) -> str:
+    """``semfpn paper`` of a dense task config."""
+    arch = dense.get("segmentor") or dense.get("detector")
+    return f"{arch} {dense.get('size', 'tiny')}"
+
+
+def _dense_config(cfg: PaperConfig) -> dict:
+    """Whole-model parameters and size of a dense paper config, with the backbone / neck / head split."""
+    from bench.measure.size import model_size
+    from bench.registry import model_entry
+    from tasks.openmm.untrained import build_untrained
+
+    whole = build_untrained("segmentation", cfg.dense)
+    whole.auxiliary_head = None  # training-only: not in the inference model (tasks.openmm.measure)
+    size = model_size(whole)
+    parts = {
+        f"{part}_params_M": sum(p.numel() for p in getattr(whole, part).parameters()) / 1e6
+        for part in ("backbone", "neck", "head")
+        if getattr(whole, part) is not None
+    }
+    return dict(
+        model=cfg.name,
+        overrides=" ".join(f"{k}={v}" for k, v in cfg.overrides.items()),
+        config=dense_label(cfg.dense),
+        family=model_entry(cfg.name).family,
+        params_M=sum(parts.values()),
+        size_MB=size["true_mb"],
+        size_MB_paper=size["paper_mb"],
+        bits_w=size["bits_w"],
+        T=getattr(whole, "T", None),
+        params_M_registry=model_entry(cfg.name).paper.get("params_m"),
+        mapped=True,
+        **parts,
+    )
 
 
 def _items(sel: pd.DataFrame) -> list[tuple[dict, str, float]]:
@@ -239,17 +395,22 @@ def compare(
     runs: pd.DataFrame | None,
     configs: pd.DataFrame,
     mapping: tuple[PaperConfig, ...] | None = None,
+    not_reproduced: tuple[NotReproduced, ...] = (),
 ) -> pd.DataFrame:
     """One row per (published value, mapped configuration): published, measured (mean of the matching
-    runs on the same dataset, or the built model for parameters and size), Δ and where each comes from."""
+    runs on the same dataset, or the built model for parameters and size), Δ and where each comes from;
+    then the rows of ``not_reproduced`` with the reason in 'measured by' and no measured value."""
     mapping = paper_map() if mapping is None else mapping
-    built = {(r["model"], r["overrides"]): r for r in configs.to_dict("records")}
+    classifiers = configs[configs["config"] == "classifier"] if "config" in configs else configs
+    built = {(r["model"], r["overrides"]): r for r in classifiers.to_dict("records")}
     out = []
     for cfg in mapping:
         tag = " ".join(f"{k}={v}" for k, v in cfg.overrides.items())
         b = built[(cfg.name, tag)]
+        shown = f"{cfg.name} {tag}".strip() + (f" ({dense_label(cfg.dense)})" if cfg.dense else "")
         for r, metric, value in _items(_selected(published, cfg)):
             column, factor, what = METRICS[metric]
+            what = cfg.params if metric == "params_m" else what
             measured, by, n, std = None, "no run on this dataset", 0, None
             if column in ("params_M", "size_MB_paper"):
                 measured, by, n = b[column], "built model (no training)", 1
@@ -274,10 +435,31 @@ def compare(
                     MEASURED: measured,
                     "measured std": std,
                     DELTA: None if measured is None else measured - value,
-                    "spikebench model": f"{cfg.name} {tag}".strip(),
+                    "spikebench model": shown,
                     "measured by": by,
                     "runs": n,
                     "note": cfg.note,
+                }
+            )
+    for nr in not_reproduced:
+        rows = published[(published["model"] == nr.model) & (published["variant"].fillna("") == nr.variant)]
+        for r in rows.to_dict("records"):
+            out.append(
+                {
+                    "paper": r["paper"],
+                    "source table": r["source_table"],
+                    "dataset": r["dataset"],
+                    "published model": r["model"],
+                    "variant": r["variant"],
+                    "metric": METRICS[r["metric"]][2] if r["metric"] in METRICS else r["metric"],
+                    PUBLISHED: r["value"],
+                    MEASURED: None,
+                    "measured std": None,
+                    DELTA: None,
+                    "spikebench model": nr.name,
+                    "measured by": f"{NOT_REPRODUCED_MARK}: {nr.reason}",
+                    "runs": 0,
+                    "note": "",
                 }
             )
     return pd.DataFrame(out)
@@ -293,9 +475,18 @@ def write_paper_tables(comparison: pd.DataFrame, configs: pd.DataFrame, out_dir:
     out_dir = Path(out_dir)
     heading = (
         f"Published numbers are copied from the papers (column '{PUBLISHED}'); '{MEASURED}' is measured "
-        "by spikebench (a run on the same dataset, or the built model for parameters and size).\n\n"
+        "by spikebench (a run on the same dataset with the same number of evaluation images, or the built "
+        "model for parameters and size); Δ = measured − published. Box and mask AP are on COCO's 0-100 "
+        "scale (spikebench records 0-1, multiplied by 100). The metric column says what a parameter count "
+        "counts: the dense rows' published params are their backbone as its ImageNet classifier, compared "
+        "with that model (the whole segmentor is in paper_configs.md). Rows whose 'measured by' starts with "
+        f"'{NOT_REPRODUCED_MARK}' are published results of our backbones with a detector or segmentor "
+        "spikebench does not build: listed, never measured. Baseline rows of other backbones (MobileNet, "
+        "ResNet, VGG, MixNet, MNASNet) and MobileViT v3 (not a spikebench model) are not listed.\n\n"
     )
-    cfg = configs.assign(**{"Δ params (%)": 100 * (configs["params_M"] / configs["params_M_registry"] - 1)})
+    classifier = configs["config"] == "classifier" if "config" in configs else True
+    ratio = 100 * (configs["params_M"] / configs["params_M_registry"] - 1)
+    cfg = configs.assign(**{"Δ params (%)": ratio.where(classifier)})
     return [
         write_text_atomic(out_dir / "paper_vs_measured.csv", comparison.to_csv(index=False)),
         write_text_atomic(
@@ -307,7 +498,10 @@ def write_paper_tables(comparison: pd.DataFrame, configs: pd.DataFrame, out_dir:
             out_dir / "paper_configs.md",
             "Every paper configuration built on the meta device (no training): parameters, true MB "
             "(packed low-bit weights + fp32 rest) and paper MB (params x bits/32); `params_M_registry` is "
-            "the published count recorded in the model registry.\n\n"
+            "the published count recorded in the model registry (of the classifier; Δ params only on "
+            "`classifier` rows). Dense rows (`config` = segmentor and size) are the whole inference model "
+            "of that paper config (backbone + neck + head, without a training-only auxiliary head) with the "
+            "part counts beside it.\n\n"
             + _shown(cfg).to_markdown(index=False, floatfmt=".4g", missingval="—")
             + "\n",
         ),

@@ -4,6 +4,11 @@ A task's metrics are the ``metrics`` mapping of ``result.json`` when it has one 
 prefixes such as ``coco/`` dropped) or its top-level numbers (classification: ``top1``, ``top5``). The
 config columns (flattened ``config.json``, overrides without their prefix) are listed in
 ``df.attrs["config_columns"]`` so figures and leaderboards can tell settings apart from measurements.
+
+Also read: ``eval.json`` of ``spikebench eval classification`` (a checkpoint evaluated without training:
+one measured row, ``kind`` = eval); the whole-model efficiency of detection / segmentation records split by
+part (``backbone_params_M``, ``neck_energy_mJ``, ...; the totals are the whole inference model); and
+``eval_images``, the size of the evaluation split, which names the dataset in ``paper.run_dataset``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import pandas as pd
 
 from ablations.store import collect
 from bench.errors import ConfigError
+from tasks.health import learning_flags
 
 # primary metric of each task (leaderboard rank, figure y axis) and its secondary ones
 PRIMARY = {"classification": "top1", "detection": "bbox_mAP", "segmentation": "mIoU"}
@@ -23,7 +29,10 @@ SECONDARY = {
     "detection": ("bbox_mAP_50", "bbox_mAP_75", "segm_mAP"),
     "segmentation": ("mAcc", "aAcc"),
 }
-NOT_METRICS = {"classes", "epochs", "status", "reason", "task", "model", "data", "config_digest"}
+NOT_METRICS = {"classes", "epochs", "status", "reason", "task", "model", "data", "config_digest", "images"}
+PART_KEYS = ("params_M", "MACs_G", "SOPs_G", "energy_mJ")
+# test split of a dense data root (counted on disk: the records do not hold it)
+DENSE_TEST_IMAGES = {"detection": "val2017", "segmentation": "images/validation"}
 
 
 def _read(path: Path) -> dict | list:
@@ -64,9 +73,74 @@ def _config_columns(run_dir: Path) -> tuple[list[str], list[str]]:
 
 def _sources(path: Path) -> tuple[Path, str | None]:
     """(folder to collect, run name to keep or None) of a sweep folder, a folder of runs or one run."""
-    if (path / "config.json").exists():
+    if (path / "config.json").exists() or (path / "eval.json").exists():
         return path.parent, path.name
     return path, None
+
+
+def _record(run_dir: Path) -> dict:
+    """``result.json``, or ``eval.json`` of a checkpoint evaluated without training."""
+    result = _read(run_dir / "result.json")
+    if not result and (run_dir / "eval.json").exists():
+        return _read(run_dir / "eval.json")
+    return result if isinstance(result, dict) else {}
+
+
+def _class_folders(data: str) -> int | None:
+    folder = Path(data)
+    return sum(1 for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else None
+
+
+def eval_row(run_dir: Path) -> dict:
+    """The run-table row of an ``eval.json`` (status, metrics, efficiency, flag), as ``collect`` gives."""
+    record = _read(run_dir / "eval.json")
+    eff = record.get("efficiency") or {}
+    classes = record.get("classes") or _class_folders(str(record.get("data", "")))
+    row = dict(
+        run=run_dir.name,
+        model=record.get("model"),
+        status=record.get("status", "corrupt"),
+        reason=record.get("reason"),
+        kind="eval",
+        data=record.get("data"),
+        classes=classes,
+        eval_samples=record.get("images"),
+        checkpoint=(record.get("checkpoint") or {}).get("path"),
+        **{k: v for k, v in eff.items() if not isinstance(v, (dict, list))},
+        run_dir=str(run_dir),
+    )
+    metrics = dict(metrics_of(record), classes=classes, eval_samples=record.get("images"))
+    row["flag"] = "; ".join(learning_flags(metrics)) if row["status"] == "ok" else ""
+    return row
+
+
+def _with_evals(df: pd.DataFrame) -> pd.DataFrame:
+    """``collect``'s rows with every folder holding ``eval.json`` (and no ``result.json``) read from it."""
+    evals = [
+        i
+        for i, d in zip(df.index, df["run_dir"], strict=True)
+        if (Path(d) / "eval.json").exists() and not (Path(d) / "result.json").exists()
+    ]
+    if not evals:
+        return df
+    rows = pd.DataFrame([eval_row(Path(df.at[i, "run_dir"])) for i in evals], index=evals)
+    return pd.concat([df.drop(index=evals), rows]).sort_index()
+
+
+def _dense_images(task: str, data: object) -> int | None:
+    folder = Path(str(data)) / DENSE_TEST_IMAGES[task]
+    return sum(1 for f in folder.iterdir() if f.is_file()) if folder.is_dir() else None
+
+
+def _parts(result: dict) -> dict:
+    """Per-part efficiency of a dense record (``backbone_params_M`` ...) and the run's iterations."""
+    eff = result.get("efficiency") or {}
+    out: dict = {}
+    for part, values in (eff.get("parts") or {}).items():
+        out.update({f"{part}_{k}": values.get(k) for k in PART_KEYS})
+    if "iters" in result:
+        out["iters_run"] = result["iters"]
+    return out
 
 
 def load_runs(paths: list[str | Path]) -> pd.DataFrame:
@@ -77,14 +151,14 @@ def load_runs(paths: list[str | Path]) -> pd.DataFrame:
     frames, config_cols, override_cols = [], [], []
     for p in map(Path, paths):
         root, only = _sources(p)
-        df = collect(root)
+        df = _with_evals(collect(root))
         if only is not None:
             df = df[df["run"] == only]
         spec = _read(root / "spec.json")
         df = df.assign(sweep=spec.get("name", root.name) if isinstance(spec, dict) else root.name)
         rows, cols = [], []
         for run_dir in map(Path, df["run_dir"]):
-            result = _read(run_dir / "result.json")
+            result = _record(run_dir)
             found, overrides = _config_columns(run_dir)
             cols += [c for c in found if c not in cols]
             override_cols += [c for c in overrides if c not in override_cols]
@@ -94,6 +168,12 @@ def load_runs(paths: list[str | Path]) -> pd.DataFrame:
                 resolution=size[0] if isinstance(size, list) and size else None,
             )
             row.update(metrics_of(result))
+            row.update(_parts(result))
+            if row["task"] in DENSE_TEST_IMAGES:
+                data = _read(run_dir / "config.json").get("data") or result.get("data", "")
+                row["eval_images"] = _dense_images(row["task"], data)
+            elif result.get("images") or result.get("eval_samples"):
+                row["eval_images"] = result.get("images") or result.get("eval_samples")
             rows.append(row)
         extra = pd.DataFrame(rows, index=df.index)
         df = pd.concat([df.drop(columns=[c for c in extra if c in df]), extra], axis=1)
