@@ -14,6 +14,8 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from bench.errors import ConfigError, warn
 from bench.io import move_aside, write_json_atomic
 
 ELSEWHERE = "elsewhere"  # the outcome of a point whose lock another process held
+LOG_NAME = "point.log"  # a point's own stdout, in its folder
 MAX_ATTEMPTS = 3  # per point and invocation: a point that keeps coming back unfinished is left as it is
 
 
@@ -85,7 +88,8 @@ def run_point(
         elif state.status == "failed":
             (path / "result.json").unlink()
         try:
-            return get_task(task).run(config, path, progress=False)
+            with point_log(path / LOG_NAME):
+                return get_task(task).run(config, path, progress=False)
         except Exception as err:
             if read_record(path).status not in DONE:  # the task stopped before writing its record
                 write_json_atomic(
@@ -97,6 +101,24 @@ def run_point(
             if read_record(path).status not in RECORD_STATUSES:
                 record_crash(path, f"interrupted by {err or 'SIGINT'}", "interrupted", locked=True)
             raise
+
+
+@contextmanager
+def point_log(path: Path) -> Iterator[None]:
+    """Within the block this process's stdout (file descriptor 1, so C libraries too: mmengine's log lines,
+    pycocotools' prints) is appended to ``path``: the terminal shows the sweep's progress and the one-line
+    warnings (stderr), each point's chatter stays in its folder."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(fd, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(fd)
+        os.close(saved)
 
 
 def record_crash(run_dir: Path, reason: str, status: str = "failed", locked: bool = False) -> None:

@@ -206,6 +206,7 @@ def evaluate_checkpoint(
         checkpoint=getattr(model, "checkpoint_report", None),
         data=str(_eval_folder(data)),
         images=n,
+        classes=len(dataset.classes),
         preprocess=info,
         metrics=metrics,
         paper=dict(csv=str(csv_path), rows=comparison) if rows else None,
