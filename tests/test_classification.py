@@ -56,12 +56,9 @@ def test_generated_formats_are_read_by_the_real_loaders(tmp_path):
     assert x.shape == (3, 32, 32) and 0 <= y < 100
 
 
-# Known broken, measured: sdtv2_tiny (T = 4, attn_scale 4) stays at chance in this 4-epoch budget (10 %);
-# in a 3-epoch run on generated ImageNet-10 it reached 38.5 %. Not yet fixed; strict, so a fix shows up.
-SDTV2_OPEN = pytest.mark.xfail(reason="sdtv2_tiny does not learn in this budget yet", strict=True)
-TINY_CASES = [
-    pytest.param(m, {}, id=m, marks=SDTV2_OPEN if m == "sdtv2_tiny" else ()) for m in list_models(tiny=True)
-] + [pytest.param("qsd_tiny", {"neuron": "lif"}, id="qsd_tiny-lif")]
+TINY_CASES = [pytest.param(m, {}, id=m) for m in list_models(tiny=True)] + [
+    pytest.param("qsd_tiny", {"neuron": "lif"}, id="qsd_tiny-lif")
+]
 
 
 @pytest.mark.parametrize("model,overrides", TINY_CASES)

@@ -84,7 +84,12 @@ class ConvBlock(nn.Sequential):
 
 
 class SpikingMetaFormer(SpikingBackbone):
-    """Four stages (strides 4, 8, 16, 16) of widths ``dims``; ``depth`` transformer blocks in stages 3-4."""
+    """Four stages (strides 4, 8, 16, 16) of widths ``dims``; ``depth`` transformer blocks in stages 3-4.
+
+    ``bn_momentum``: of every BatchNorm (PyTorch's default 0.1, as the official code; None = cumulative mean).
+    ``zero_init_branches``: the last BN of every transformer residual branch starts with weight 0, so each
+    block starts as the identity (Goyal et al. 2017, "zero-init residual"; the effect of QSD's layer scale).
+    """
 
     def __init__(
         self,
@@ -96,6 +101,8 @@ class SpikingMetaFormer(SpikingBackbone):
         mlp_ratio: float = 4.0,
         attn_scale: float = 0.125,
         layer_scale: float | None = None,
+        bn_momentum: float | None = 0.1,
+        zero_init_branches: bool = False,
         out_indices: tuple[int, ...] | None = None,
         **options,
     ) -> None:
@@ -127,6 +134,14 @@ class SpikingMetaFormer(SpikingBackbone):
             for i, (c, r) in enumerate(zip(dims, (4, 8, 16, 16), strict=True))
         ]
         self._build_head(c3)
+        for m in self.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.momentum = bn_momentum
+        if zero_init_branches:
+            for blk in self.modules():
+                if isinstance(blk, TransformerBlock):
+                    nn.init.zeros_(blk.attn.branch.out.bn.weight)
+                    nn.init.zeros_(blk.mlp.branch.bn2.weight)
 
     def forward_stages(self, x: Tensor, upto: int | None = None) -> list[Tensor]:
         x = self.stem(x, self.T)
