@@ -169,7 +169,8 @@ def evaluate_checkpoint(
     tf, info = _preprocess(model, entry.family, img_size)
     dataset = ImageFolderDataset(_eval_folder(data), tf)
     classes = getattr(model, "num_classes", None)
-    if classes and len(dataset.classes) > classes:
+    num_classes = len(dataset.classes)
+    if classes and num_classes > classes:
         raise DataError(f"{data}: {len(dataset.classes)} class folders, but {name} has {classes} outputs")
     if limit:
         dataset = torch.utils.data.Subset(dataset, range(min(limit, len(dataset))))
@@ -206,7 +207,7 @@ def evaluate_checkpoint(
         checkpoint=getattr(model, "checkpoint_report", None),
         data=str(_eval_folder(data)),
         images=n,
-        classes=len(dataset.classes),
+        classes=num_classes,
         preprocess=info,
         metrics=metrics,
         paper=dict(csv=str(csv_path), rows=comparison) if rows else None,
