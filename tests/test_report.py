@@ -245,55 +245,16 @@ def test_published_vs_measured_join_on_known_numbers():
     published = load_published(default_path())
     mapping = tuple(c for c in paper_map() if c.name in ("sdt_8_384", "qsd_8_512"))
     configs = paper_configs(mapping, every_paper_model=False)
+    imagenet = dict(
+        model="sdt_8_384", status="ok", task="classification", data="/data/imagenet", classes=1000, T=4
+    )
     made = pd.DataFrame(
         [
-            dict(
-                run="r0",
-                model="sdt_8_384",
-                status="ok",
-                task="classification",
-                data="/data/imagenet",
-                classes=1000,
-                eval_images=50_000,
-                T=4,
-                top1=70.0,
-                energy_mJ=4.4,
-            ),
-            dict(
-                run="r1",
-                model="sdt_8_384",
-                status="ok",
-                task="classification",
-                data="/data/imagenet",
-                classes=1000,
-                eval_images=50_000,
-                T=4,
-                top1=71.0,
-                energy_mJ=4.6,
-            ),
-            dict(  # ImageNet's folder, but a --limit evaluation: not the published split
-                run="lim",
-                model="sdt_8_384",
-                status="ok",
-                task="classification",
-                data="/data/imagenet",
-                classes=1000,
-                eval_images=500,
-                T=4,
-                top1=90.0,
-                energy_mJ=4.0,
-            ),
-            dict(
-                run="g",
-                model="sdt_8_384",
-                status="ok",
-                task="classification",
-                data="generated:imagenet-10",
-                classes=10,
-                T=4,
-                top1=99.0,
-                energy_mJ=0.1,
-            ),
+            dict(imagenet, run="r0", eval_images=50_000, top1=70.0, energy_mJ=4.4),
+            dict(imagenet, run="r1", eval_images=50_000, top1=71.0, energy_mJ=4.6),
+            # ImageNet's folder, but a --limit evaluation: not the published split
+            dict(imagenet, run="lim", eval_images=500, top1=90.0, energy_mJ=4.0),
+            dict(imagenet, run="g", data="generated:imagenet-10", classes=10, top1=99.0, energy_mJ=0.1),
         ]
     )
     table = compare(published, made, configs, mapping)

@@ -423,46 +423,36 @@ def compare(
                     measured, n = float(vals.mean()), len(vals)
                     std = float(vals.std()) if n > 1 else None
                     by = ", ".join(found.loc[vals.index, "run"].astype(str))
-            out.append(
-                {
-                    "paper": r["paper"],
-                    "source table": r["source_table"],
-                    "dataset": r["dataset"],
-                    "published model": r["model"],
-                    "variant": r["variant"],
-                    "metric": what,
-                    PUBLISHED: value,
-                    MEASURED: measured,
-                    "measured std": std,
-                    DELTA: None if measured is None else measured - value,
-                    "spikebench model": shown,
-                    "measured by": by,
-                    "runs": n,
-                    "note": cfg.note,
-                }
-            )
+            delta = None if measured is None else measured - value
+            out.append(_row(r, what, value, (measured, std, delta), shown, by, n, cfg.note))
     for nr in not_reproduced:
         rows = published[(published["model"] == nr.model) & (published["variant"].fillna("") == nr.variant)]
         for r in rows.to_dict("records"):
-            out.append(
-                {
-                    "paper": r["paper"],
-                    "source table": r["source_table"],
-                    "dataset": r["dataset"],
-                    "published model": r["model"],
-                    "variant": r["variant"],
-                    "metric": METRICS[r["metric"]][2] if r["metric"] in METRICS else r["metric"],
-                    PUBLISHED: r["value"],
-                    MEASURED: None,
-                    "measured std": None,
-                    DELTA: None,
-                    "spikebench model": nr.name,
-                    "measured by": f"{NOT_REPRODUCED_MARK}: {nr.reason}",
-                    "runs": 0,
-                    "note": "",
-                }
-            )
+            what = METRICS[r["metric"]][2] if r["metric"] in METRICS else r["metric"]
+            reason = f"{NOT_REPRODUCED_MARK}: {nr.reason}"
+            out.append(_row(r, what, r["value"], (None, None, None), nr.name, reason, 0, ""))
     return pd.DataFrame(out)
+
+
+def _row(r: dict, what: str, value: float, numbers: tuple, shown: str, by: str, n: int, note: str) -> dict:
+    """One row of the comparison: the published row ``r`` beside ``numbers`` = (measured, std, delta)."""
+    measured, std, delta = numbers
+    return {
+        "paper": r["paper"],
+        "source table": r["source_table"],
+        "dataset": r["dataset"],
+        "published model": r["model"],
+        "variant": r["variant"],
+        "metric": what,
+        PUBLISHED: value,
+        MEASURED: measured,
+        "measured std": std,
+        DELTA: delta,
+        "spikebench model": shown,
+        "measured by": by,
+        "runs": n,
+        "note": note,
+    }
 
 
 def _shown(df: pd.DataFrame) -> pd.DataFrame:
