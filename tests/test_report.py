@@ -334,8 +334,8 @@ def test_report_cli_bad_source_is_one_line(tmp_path):
 @pytest.fixture(scope="module")
 def dense(tmp_path_factory) -> list[Path]:
     """Two folders of real tiny dense runs: a RetinaNet (mobilevit_tiny, 120 iterations at 64 px: box AP
-    0.023; at 60 a marginal 0.007) on generated COCO and a Semantic FPN (qsd_tiny T=1, 30 iterations, 32 px crops: mIoU 11.1, above the constant
-    prediction's 6.7) on generated ADE20K; one thread each."""
+    0.023; at 60 a marginal 0.007) on generated COCO and a Semantic FPN (qsd_tiny T=1, 30 iterations, 32 px
+    crops: mIoU 11.1, above the constant prediction's 6.7) on generated ADE20K; one thread each."""
     from bench.data.ade20k import write_ade20k
     from bench.data.coco import write_coco
     from tasks import get_task
