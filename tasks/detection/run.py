@@ -98,7 +98,7 @@ def train_detection(cfg: DetConfig, out: Path, progress: bool = False) -> dict:
         from tasks.detection import train
         from tasks.openmm.distill import teacher_dir
 
-        teacher = teacher_dir(cfg, out, train) if cfg.distill.kind != "none" else None
+        teacher = teacher_dir(cfg, out, train)
         return build_config(cfg, root["data"], work_dir, teacher=teacher)
 
     result = run_openmm(

@@ -31,12 +31,15 @@ from tasks.openmm.hooks import unwrap
 
 
 def teacher_dir(student, out: Path, train: Callable[..., dict]) -> str | None:
-    """The teacher of ``student.distill`` as a run directory or config file: the path it names, or, when
-    it is given as fields (``tasks.api.teacher_config``), that run trained (or resumed, or reused) in
-    ``<out>/../.teachers/<model>-<hash>``, one per config, shared by every point that names it."""
+    """The teacher of ``student.distill`` (None without distillation) as a run directory or config file:
+    the path it names, or, when it is given as fields (``tasks.api.teacher_config``), that run trained (or
+    resumed, or reused) in ``<out>/../.teachers/<model>-<hash>``, one per config, shared by every point that
+    names it."""
     from tasks.api import teacher_config
 
     teacher = student.distill.teacher
+    if student.distill.kind == "none":
+        return None
     if not isinstance(teacher, dict):
         return teacher
     cfg = teacher_config(student, teacher)

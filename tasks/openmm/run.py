@@ -140,9 +140,16 @@ def run_openmm(
     main = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 writes the records
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     threads = getattr(cfg_obj, "threads", DEFAULT_THREADS)
-    options = dict(task=task, metrics=metrics, neck_head=neck_head, measure=measure)
-    options.update(measure_images=measure_images, measure_fn=measure_fn, extra_metrics=extra_metrics)
-    options.update(progress=progress)
+    options = dict(
+        task=task,
+        metrics=metrics,
+        neck_head=neck_head,
+        measure=measure,
+        measure_images=measure_images,
+        measure_fn=measure_fn,
+        extra_metrics=extra_metrics,
+        progress=progress,
+    )
     if main:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / "config.json", config)

@@ -36,7 +36,7 @@ def train(cfg: SegConfig, out: str | Path | None = None, progress: bool = False,
     def build(work_dir: Path):
         from tasks.openmm.distill import teacher_dir
 
-        teacher = teacher_dir(cfg, out, train) if cfg.distill.kind != "none" else None
+        teacher = teacher_dir(cfg, out, train)
         return mm_config(cfg, roots[-1], work_dir, workers=workers, teacher=teacher)
 
     return run_openmm(
