@@ -121,6 +121,16 @@ def test_efficiency_parts_add_up(runs, kind):
     assert eff["conventions"]["resolution"].startswith("32x32")
 
 
+def test_every_run_of_one_process_logs_its_own_training_curve(runs):
+    """Three runners in one process (as in a sweep worker): each run's loss curve is in its own folder."""
+    for name, run in runs.items():
+        logs = list((run["dir"] / "mm").glob("*/vis_data/scalars.json"))
+        rows = [json.loads(line) for log in logs for line in log.read_text().splitlines()]
+        iters = [r["iter"] for r in rows if "loss" in r]
+        assert len(logs) == 1 and iters == sorted(set(iters)) and iters[-1] == run["cfg"].iters, name
+        assert {10, 20} <= set(iters), name  # every 10 iterations (and where mmengine adds one)
+
+
 def test_ok_run_is_not_redone_and_other_config_is_refused(runs):
     run = runs["ann"]
     before = (run["dir"] / "result.json").stat().st_mtime_ns

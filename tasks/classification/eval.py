@@ -12,6 +12,7 @@ import csv
 import os
 import sys
 from pathlib import Path
+from typing import TextIO
 
 import torch
 from torch import nn
@@ -219,8 +220,9 @@ def evaluate_checkpoint(
     return record
 
 
-def print_comparison(record: dict, file=sys.stdout) -> None:
-    """Published vs measured, labelled, one line per metric."""
+def print_comparison(record: dict, file: TextIO | None = None) -> None:
+    """Published vs measured, labelled, one line per metric (to stdout by default)."""
+    file = file or sys.stdout
     print(
         f"{record['model']}: {record['images']} images, top1 {record['metrics']['top1']:.2f} %, "
         f"top5 {record['metrics']['top5']:.2f} % (measured)",

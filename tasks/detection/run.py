@@ -148,7 +148,7 @@ def test_detection(
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from tasks.openmm.run import latest_checkpoint
+    from tasks.openmm.run import latest_checkpoint, name_runner
 
     import_modules()
     if run is not None:
@@ -170,6 +170,7 @@ def test_detection(
     mm.load_from, mm.resume = checkpoint, False
     mm.work_dir = str(Path(checkpoint).parent)
     mm.log_level = "INFO" if progress else "WARNING"
+    name_runner(mm, "test")
     scores = Runner.from_cfg(mm).test()
     return dict(checkpoint=str(checkpoint), **{k: float(v) for k, v in scores.items()})
 

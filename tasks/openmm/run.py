@@ -79,6 +79,15 @@ def unique_name(prefix: str) -> str:
     return f"{prefix}-{time.strftime('%Y%m%d_%H%M%S')}-{uuid.uuid4().hex[:8]}"
 
 
+def name_runner(cfg, prefix: str) -> None:
+    """Give ``cfg``'s runner, and its visualizer, a name of their own: the mmdet/mmseg bases name every
+    visualizer ``'visualizer'``, so a second runner in one process (a sweep worker, a test session) would
+    reuse the first one's and write its ``scalars.json`` into the first run's folder."""
+    cfg.experiment_name = unique_name(prefix)
+    if cfg.get("visualizer") is not None:
+        cfg.visualizer.name = cfg.experiment_name
+
+
 def _check_dir(out: Path, config: dict) -> dict | None:
     """The previous ok record of this config in ``out`` (None when there is none to reuse)."""
     if not (out / "config.json").exists():
@@ -223,7 +232,7 @@ def _train_test(
     mm_cfg.resume = ckpt is not None
     mm_cfg.load_from = str(ckpt) if ckpt is not None else None
     mm_cfg.log_level = "INFO" if progress else "ERROR"  # sweeps: progress lines, not mmengine notices
-    mm_cfg.experiment_name = unique_name(out.name)
+    name_runner(mm_cfg, out.name)
     deterministic = torch.are_deterministic_algorithms_enabled()
     try:
         with trusted_checkpoints():

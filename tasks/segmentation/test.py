@@ -52,7 +52,7 @@ def test(
     from bench.data.datasets import resolve_dense_data
     from bench.errors import check_choice
     from tasks.openmm.config import _set_data_root
-    from tasks.openmm.run import trusted_checkpoints, unique_name
+    from tasks.openmm.run import name_runner, trusted_checkpoints
 
     ckpt, cfg_file, meta = _locate(run, checkpoint, config)
     root = resolve_dense_data(data or meta.get("data", "generated:ade20k-tiny"), "ade20k")
@@ -75,7 +75,7 @@ def test(
         cfg.train_dataloader = cfg.train_cfg = cfg.optim_wrapper = cfg.param_scheduler = None
         cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
         cfg.log_level = "WARNING"
-        cfg.experiment_name = unique_name("test")
+        name_runner(cfg, "test")
         with trusted_checkpoints():
             runner = Runner.from_cfg(cfg)
             scores = runner.test()
