@@ -99,4 +99,6 @@ def test_whole_segmentor_measurement_parts_add_up(tmp_path):
         assert sum(p[key] for p in parts.values()) == pytest.approx(eff[key], rel=1e-12)
     assert parts["backbone"]["SOPs_G"] > 0 and parts["head"]["SOPs_G"] == 0  # ANN head: real inputs
     assert parts["backbone"]["fr_mean"] > 0 and eff["T"] == 2
+    rates = eff["firing_rates"]  # per spiking layer, named from its part: the silent-layer check sees them
+    assert rates and all(r["neuron"].startswith("backbone.") and len(r["fr_per_t"]) == 2 for r in rates)
     assert "auxiliary head: training-only" in eff["conventions"]["whole_model"]

@@ -418,7 +418,7 @@ def test_dense_report_end_to_end(dense, sources, tmp_path):
     pngs = {p.stem for p in (out / "figures").glob("*.png")}
     assert pngs == {
         "pareto_classification", "pareto_detection", "pareto_segmentation",
-        "curves_detection", "curves_segmentation",
+        "curves_detection", "curves_segmentation", "firing_segmentation",
     }  # fmt: skip
     assert "ranked by box AP" in index and "ranked by mIoU" in index
     meta = load_model_index(out / "model-index.yml")

@@ -119,6 +119,12 @@ def test_efficiency_parts_add_up(runs, kind):
     if kind == "upernet":
         assert eff["auxiliary_head"]["MACs_G"] > 0  # training-only head: reported, not in the total
     assert eff["conventions"]["resolution"].startswith("32x32")
+    layers = json.loads((runs[kind]["dir"] / "efficiency.json").read_text())["firing_rates"]
+    assert "firing_rates" not in eff  # per layer: in efficiency.json, where the silent-layer check reads it
+    if kind == "spiking":
+        assert layers and min(r["fr"] for r in layers) > 0  # no silent layer
+    else:
+        assert str(layers).startswith("not applicable")
 
 
 def test_every_run_of_one_process_logs_its_own_training_curve(runs):

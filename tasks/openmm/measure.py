@@ -8,7 +8,8 @@ Conventions, recorded in the efficiency block:
   head, and ``parts`` adds up to them exactly; an auxiliary head (UPerNet's FCN head) is a training-only
   loss and is reported beside the parts (``auxiliary_head``), not in the totals;
 - energy per part: E_MAC x MAC ops + E_AC x SOPs of the part's layers when the model has spiking neurons
-  (layers fed by real values, e.g. an ANN neck on T-averaged maps, are charged MACs), else E_MAC x MACs.
+  (layers fed by real values, e.g. an ANN neck on T-averaged maps, are charged MACs), else E_MAC x MACs;
+- ``firing_rates``: every spiking layer of every part (names start with the part), as in classification.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from bench.nn.neurons import set_spike_driven
 
 PARTS = ("backbone", "neck", "head", "auxiliary_head")
 HEAD_ATTRS = ("decode_head", "bbox_head", "rpn_head", "roi_head", "mask_head")
-DROP = ("layers", "firing_rates", "macs_by_module", "macs_by_op")
+DROP = ("layers", "macs_by_module", "macs_by_op")
+PER_LAYER = ("firing_rates",)  # in ``efficiency.json`` only; the run record keeps the totals
 
 
 def _as_tuple(x: object) -> tuple:

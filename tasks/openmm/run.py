@@ -31,6 +31,7 @@ from bench.io import atomic_path, write_json_atomic, write_text_atomic
 from bench.registry import model_entry
 from tasks.classification.train import environment
 from tasks.determinism import DEFAULT_THREADS, deterministic
+from tasks.openmm.measure import PER_LAYER
 
 
 @register_backend("spikebench_atomic", force=True)
@@ -254,6 +255,7 @@ def _train_test(
         images = test_images(runner, measure_images)
         efficiency = (measure_fn or _measure)(model, images)
         write_json_atomic(out / "efficiency.json", efficiency)
+        efficiency = {k: v for k, v in efficiency.items() if k not in PER_LAYER}
     inner = mm_cfg.model.get("model", mm_cfg.model)  # inside SpikebenchModel
     bb = inner.backbone
     model = runner.model.module if hasattr(runner.model, "module") else runner.model
