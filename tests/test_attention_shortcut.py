@@ -3,6 +3,8 @@
 import pytest
 import torch
 
+import bench
+from bench.measure.firing import FiringRateMonitor
 from bench.nn.attention import SpikingAttention
 from bench.nn.neurons import LIF, reset_neurons
 from bench.nn.shortcut import Residual
@@ -75,3 +77,16 @@ def test_shortcut_kinds():
     assert sew.tolist() == [[0.0, 2.0, 2.0]]
     van = Residual(_Double(), "vanilla", LIF())(s)  # SN(2 s + s): charge 1.5 s
     assert van.tolist() == [[0.0, 1.0, 1.0]]
+
+
+@pytest.mark.parametrize(
+    ("name", "shortcut"), [("qsd_tiny", "sew"), ("sdtv2_tiny", "sew"), ("qsd_tiny", "ms")]
+)
+def test_no_residual_starts_silent(name, shortcut):
+    """A fresh backbone fires in every neuron layer, SEW too (no layer scale or zero BN before its neuron)."""
+    torch.manual_seed(0)
+    model = bench.create_model(name, shortcut=shortcut).train()  # batch statistics in every BN
+    with torch.no_grad(), FiringRateMonitor(model) as mon:
+        model(torch.randn(4, 3, 32, 32))
+    silent = [r["neuron"] for r in mon.table() if r["fr"] < 1e-4]
+    assert len(mon.table()) > 10 and not silent, silent

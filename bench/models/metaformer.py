@@ -89,6 +89,7 @@ class SpikingMetaFormer(SpikingBackbone):
     ``bn_momentum``: of every BatchNorm (PyTorch's default 0.1, as the official code; None = cumulative mean).
     ``zero_init_branches``: the last BN of every transformer residual branch starts with weight 0, so each
     block starts as the identity (Goyal et al. 2017, "zero-init residual"; the effect of QSD's layer scale).
+    Neither applies to SEW residuals, whose branch ends in a neuron that a zero input keeps silent.
     """
 
     def __init__(
@@ -137,7 +138,7 @@ class SpikingMetaFormer(SpikingBackbone):
         for m in self.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.momentum = bn_momentum
-        if zero_init_branches:
+        if zero_init_branches and sc != "sew":
             for blk in self.modules():
                 if isinstance(blk, TransformerBlock):
                     nn.init.zeros_(blk.attn.branch.out.bn.weight)

@@ -34,7 +34,7 @@ class ConvMLP(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Attention residual then MLP residual, each with the chosen shortcut (and optional layer scale)."""
+    """Attention residual then MLP residual, each with the chosen shortcut (and a layer scale, not on SEW)."""
 
     def __init__(
         self,
@@ -60,6 +60,10 @@ class TransformerBlock(nn.Module):
             decay_input=opts.decay_input,
         )
         mlp = ConvMLP(dim, mlp_ratio, opts.make_neuron(), opts.bits)
+        # A SEW branch ends in its neuron: a layer scale (1e-6) in front of it would keep it silent, so SEW
+        # residuals carry none (as SEW-ResNet and Spikformer); MS and vanilla scale a membrane update.
+        if opts.shortcut == "sew":
+            layer_scale = None
         ls = (lambda: LayerScale(dim, layer_scale)) if layer_scale is not None else (lambda: None)
         self.attn = Residual(attn, opts.shortcut, opts.make_neuron(), ls())
         self.mlp = Residual(mlp, opts.shortcut, opts.make_neuron(), ls())
