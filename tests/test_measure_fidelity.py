@@ -13,7 +13,7 @@ from bench.measure.firing import FiringRateMonitor
 from bench.measure.ops import SynapticOps
 from bench.measure.profile import profile_model
 from bench.nn.neurons import IELIF, Spikes
-from bench.nn.quant import QUANTIZED_LAYERS
+from bench.nn.quant import QUANTIZED_LAYERS, lsq_range
 
 
 class InputKinds:
@@ -61,7 +61,10 @@ class InputKinds:
 
 
 def _active(name: str, size: int, batch: int, **kw):
-    model = bench.create_model(name, **kw)
+    return _active_model(bench.create_model(name, **kw), size, batch)
+
+
+def _active_model(model: nn.Module, size: int, batch: int):
     x = generated_images(batch, size)
     # LIF fires when the membrane reaches 1 (h = u / 2 at the first step): BN weight 2 makes it fire
     scale = 1.0 if any(isinstance(m, IELIF) for m in model.modules()) else 2.5
@@ -131,3 +134,48 @@ def test_spike_driven_inference_on_paper_size_qsd_with_active_weights():
     print("float64", f64)
     assert f64["unfused"]["level_flips"] == 0 and f64["unfused"]["max_logit_diff"] == 0.0
     assert f64["fused"]["level_flips"] == 0 and f64["fused"]["max_logit_diff"] < 1e-9
+
+
+def _redraw_codes(model: nn.Module, generator: torch.Generator) -> None:
+    """Low-bit weights whose integer codes cover the whole signed range (not the few codes around zero that
+    an initialisation gives): code ~ U{Qn..Qp} per element, step 1/sqrt(fan-in)."""
+    for m in model.modules():
+        if isinstance(m, QUANTIZED_LAYERS) and m.quantizer is not None:
+            qn, qp = lsq_range(m.quantizer.bits)
+            codes = torch.randint(qn, qp + 1, m.weight.shape, generator=generator).float()
+            step = 1.0 / (m.weight[0].numel() ** 0.5)
+            with torch.no_grad():
+                m.weight.copy_((codes + 0.2 * (torch.rand(m.weight.shape, generator=generator) - 0.5)) * step)
+                m.quantizer.step.fill_(step)
+                m.quantizer.initialized.fill_(True)
+
+
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("sdt_tiny", {}),
+        ("sdt_tiny", dict(bits=4)),
+        ("sdtv2_tiny", dict(bits=4)),
+        ("qsd_tiny", {}),
+        ("qsd_tiny", dict(bits=2, shortcut="sew")),
+        ("qsd_15m", {}),
+    ],
+)
+def test_default_spike_driven_inference_is_exact_with_active_weights(name, kw):
+    """``spike_driven_()`` with no arguments computes bitwise what training-mode evaluation computes, in
+    float32, on every spiking family with weights whose codes use most levels and neurons that fire."""
+    model = bench.create_model(name, **kw)
+    _redraw_codes(model, torch.Generator().manual_seed(0))
+    model, x = _active_model(model, 64 if name == "qsd_15m" else 32, 2)
+    for m in model.modules():
+        if isinstance(m, QUANTIZED_LAYERS) and m.quantizer is not None and m.weight.numel() >= 256:
+            used = len(torch.unique(m.quantizer.integer_weight(m.weight)))
+            assert used >= 0.75 * 2**m.quantizer.bits, (m, used)
+    with torch.no_grad(), FiringRateMonitor(model) as fr:
+        ref = model(x)
+        model.spike_driven_()
+        out = model(x)
+        model.spike_driven_(False)
+    rates = [r["nonzero"] for r in fr.table() if "attn_neuron" not in r["neuron"]]
+    assert min(rates) > 0.02 and max(rates) < 0.95, (min(rates), max(rates))
+    assert ref.dtype == torch.float32 and torch.equal(out, ref)

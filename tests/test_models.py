@@ -81,7 +81,7 @@ def _spike_driven_check(name, **kw):
     inputs = []
     with torch.no_grad():
         ref = m(x)
-        m.spike_driven_(True)
+        m.spike_driven_(True, fuse=True)  # folded convs: every synapse after the first layer sees spikes
         hooks = [
             layer.register_forward_pre_hook(lambda mod, inp: inputs.append(inp[0]))
             for layer in m.modules()

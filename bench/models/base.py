@@ -121,9 +121,15 @@ class SpikingBackbone(nn.Module):
         state = self.forward_stages(x)[-1]
         return self.forward_head(state), as_tensor(state).flatten(3).mean(3).mean(0)
 
-    def spike_driven_(self, enabled: bool = True, fuse: bool = True) -> SpikingBackbone:
-        """Switch to spike-driven inference (eval mode, IE-LIF as binary spikes over D virtual steps and,
-        with ``fuse``, re-parameterised convs folded so spikes feed them) or back to the trainable network."""
+    def spike_driven_(self, enabled: bool = True, fuse: bool = False) -> SpikingBackbone:
+        """Switch to spike-driven inference (eval mode, IE-LIF levels as binary spikes over D virtual steps)
+        or back to the trainable network.
+
+        The default is exact: every layer weights the accumulated spike count, so the output is bitwise the
+        training-mode (eval) output in float32. ``fuse=True`` is an approximation for deployment studies: it
+        folds the re-parameterised convs (RepConv, SepConv's DW+PW+BN) into one conv fed by spikes, whose
+        float rounding can move pre-activations across IE-LIF level boundaries; ``profile_model`` records its
+        level-flip rate and logit difference (``spike_driven.fused``)."""
         if enabled:
             self.eval()
         for m in list(self.modules()):

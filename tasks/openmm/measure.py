@@ -74,7 +74,7 @@ class WholeModel(nn.Module):
             self.auxiliary_head(feats)
         return out
 
-    def spike_driven_(self, enabled: bool = True, fuse: bool = True) -> WholeModel:
+    def spike_driven_(self, enabled: bool = True, fuse: bool = False) -> WholeModel:
         """Spike-driven inference in the backbone (and every spiking neck/head neuron)."""
         inner = getattr(self.backbone, "model", self.backbone)
         if hasattr(inner, "spike_driven_"):
