@@ -31,22 +31,28 @@ def _status_table(spec, root: Path) -> int:
     from ablations.status import STATUSES, point_state
 
     rows, counts = [], dict.fromkeys(STATUSES, 0)
+    headline = headline_metrics(spec.task, spec.metrics)
     for p in spec.points():
         st = point_state(point_dir(root, p))
         counts[st.status] += 1
-        metric = spec.metrics[0] if spec.metrics else "top1"
-        rows.append(
-            dict(
-                point=p.name,
-                **p.values,
-                status=st.status,
-                **{metric: st.record.get(metric)},
-                reason=st.reason or "",
-            )
-        )
+        values = {m: _metric(st.record, m) for m in headline}
+        rows.append(dict(point=p.name, **p.values, status=st.status, **values, reason=st.reason or ""))
     print(pd.DataFrame(rows).to_markdown(index=False))
     print(" ".join(f"{k}={v}" for k, v in counts.items()))
     return 0
+
+
+def headline_metrics(task: str, metrics: list[str]) -> list[str]:
+    """The metrics a status line shows: the spec's that are the task's own (its primary one when none)."""
+    from tasks import get_task
+
+    own = get_task(task).metrics
+    return [m for m in metrics if m in own] or [own[0]]
+
+
+def _metric(record: dict, key: str) -> object:
+    nested = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
+    return record.get(key, nested.get(key))
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -153,16 +159,17 @@ def _source(path: str, out: str | None) -> tuple[Path | None, object]:
 
 
 def _results(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     from ablations.store import collect, write_results
 
     root, _ = _source(args.source, args.sweep_dir)
     df = collect(root)
     out = write_results(df, args.out) if args.out else None
-    print(
-        df[
-            [c for c in ("run", "status", "top1", "energy_mJ", "size_MB", "reason") if c in df.columns]
-        ].to_markdown(index=False)
-    )
+    tasks = [t for t in df.get("task", pd.Series(dtype=str)).dropna().unique()]
+    shown = [m for t in tasks for m in headline_metrics(t, [])]
+    columns = ["run", "status", *dict.fromkeys(shown or ["top1"]), "energy_mJ", "size_MB", "reason"]
+    print(df[[c for c in columns if c in df.columns]].to_markdown(index=False))
     if out:
         print(f"wrote {out} ({len(df)} runs)", file=sys.stderr)
     return 0

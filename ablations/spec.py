@@ -202,6 +202,11 @@ def _where(spec_path: Path, lines: dict, key: str, under: str | None = None) -> 
     return f"{spec_path}:{lines[key]}" if key in lines else str(spec_path)
 
 
+def default_metrics(task: str) -> list[str]:
+    """A spec's metrics when it names none: the task's two headline metrics, energy and size."""
+    return [*get_task(task).metrics[:2], "energy_mJ", "size_MB"]
+
+
 def load_spec(path: str | Path, validate_models: bool = True) -> SweepSpec:
     """Read and validate a sweep spec; raises SpecError (one line) on anything wrong."""
     path = Path(path)
@@ -274,7 +279,7 @@ def load_spec(path: str | Path, validate_models: bool = True) -> SweepSpec:
         mode,
         exclude,
         raw.get("baseline") or {},
-        raw.get("metrics") or ["top1", "top5", "energy_mJ", "size_MB"],
+        raw.get("metrics") or default_metrics(task),
         raw.get("executor") or {},
         seeds,
         raw.get("recipe") or {},

@@ -19,6 +19,8 @@ import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from bench.quiet import silence_third_party
+
 PRELOAD = ("torch", "timm", "tasks.classification", "ablations.runner")
 
 
@@ -71,6 +73,7 @@ def serve(watchdog: int, conn_fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     conn = Connection(conn_fd)
+    silence_third_party()  # the points' logs: progress and records, not other packages' notices
     for name in PRELOAD:
         __import__(name)
     children: set[int] = set()

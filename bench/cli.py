@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from bench.errors import ConfigError
+from bench.quiet import silence_third_party
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -249,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``spikebench`` console script."""
+    silence_third_party()  # before the task packages (and the OpenMMLab stack) are imported
     args = build_parser().parse_args(argv)
     main_thread = threading.current_thread() is threading.main_thread()
     if main_thread:  # Ctrl-C and SIGTERM end any command the same way, even where a shell ignored SIGINT

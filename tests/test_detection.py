@@ -232,7 +232,10 @@ def _train_cmd(out: Path, data: Path) -> list[str]:
     ]
 
 
-def test_resume_after_kill_9_reaches_the_uninterrupted_record(tmp_path, mini):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "SIGINT"])
+def test_resume_after_a_stop_reaches_the_uninterrupted_record(tmp_path, mini, sig):
+    """kill -9 leaves no record; SIGINT (Ctrl-C) records ``interrupted`` with the signal. Either way a plain
+    rerun resumes from the newest checkpoint and ends with the uninterrupted run's record and weights."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     cfg = DetConfig(
         model=ANN, data=str(mini), iters=8, batch_size=2, img_scale=64, measure=False, checkpoint_interval=2
@@ -243,12 +246,16 @@ def test_resume_after_kill_9_reaches_the_uninterrupted_record(tmp_path, mini):
     deadline = time.time() + 240
     while not list((tmp_path / "killed" / "mm").glob("iter_4.pth")) and time.time() < deadline:
         time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGKILL)
+    os.kill(proc.pid, sig)
     proc.wait()
-    assert (
-        not (tmp_path / "killed" / "result.json").exists()
-        or json.loads((tmp_path / "killed" / "result.json").read_text())["status"] != "ok"
-    )
+    record = tmp_path / "killed" / "result.json"
+    if sig == signal.SIGKILL:
+        assert not record.exists() or json.loads(record.read_text())["status"] != "ok"
+    else:
+        stopped = json.loads(record.read_text())
+        assert proc.returncode == 130
+        assert (stopped["status"], stopped["reason"]) == ("interrupted", "interrupted by SIGINT")
+        assert not list((tmp_path / "killed" / "mm").glob("iter_8.pth"))
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     resumed = json.loads((tmp_path / "killed" / "result.json").read_text())

@@ -166,7 +166,9 @@ def _digest(folder: Path) -> str:
     return h.hexdigest()
 
 
-def test_resume_after_kill_reaches_the_same_record(runs, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["kill-9", "SIGTERM"])
+def test_resume_after_a_stop_reaches_the_same_record(runs, tmp_path, sig):
+    """kill -9 leaves no record; SIGTERM records ``interrupted``; a plain rerun resumes either way."""
     ref = runs["ann"]
     out = tmp_path / "killed"
     cfg = ref["cfg"]
@@ -201,10 +203,15 @@ def test_resume_after_kill_reaches_the_same_record(runs, tmp_path):
         deadline = time.time() + 120
         while not (out / "mm" / "iter_10.pth").exists() and proc.poll() is None and time.time() < deadline:
             time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
+        os.kill(proc.pid, sig)
     finally:
         proc.wait()
-    assert proc.returncode == -signal.SIGKILL and not (out / "result.json").exists()
+    if sig == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL and not (out / "result.json").exists()
+    else:
+        stopped = json.loads((out / "result.json").read_text())
+        assert proc.returncode == 143
+        assert (stopped["status"], stopped["reason"]) == ("interrupted", "interrupted by SIGTERM")
     assert not (out / "mm" / "iter_40.pth").exists()
     resumed = train(cfg, out=out)
     same = ("mIoU", "aAcc", "mAcc", "metrics", "config_digest", "neck_head", "iters")

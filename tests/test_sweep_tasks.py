@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ablations.cli import _status_table
 from ablations.executors import LocalPool
 from ablations.runner import point_dir, run_sweep
 from ablations.spec import load_spec
@@ -51,8 +52,11 @@ def _spec(tmp_path: Path, task: str, data: Path, extra: str = "") -> Path:
     return path
 
 
+HEADLINE = {"classification": "top1", "detection": "bbox_mAP", "segmentation": "mIoU"}
+
+
 @pytest.mark.parametrize("task", sorted(BASES))
-def test_one_tiny_spec_per_task_through_the_same_runner(task, datasets, tmp_path):
+def test_one_tiny_spec_per_task_through_the_same_runner(task, datasets, tmp_path, capsys):
     spec = load_spec(_spec(tmp_path, task, datasets[task]))
     assert spec.task == task
     root = tmp_path / "sweep"
@@ -69,6 +73,15 @@ def test_one_tiny_spec_per_task_through_the_same_runner(task, datasets, tmp_path
         assert table[metric].notna().all() and f"Δ {metric}" in table.columns
     md = to_markdown(table, {})
     assert all(LABELS.get(m, m) in md.splitlines()[0] for m in METRICS[task])
+    # `sweep status` of a spec that names no metrics shows the task's own headline metrics
+    bare = tmp_path / "bare.yaml"
+    lines = spec.path.read_text().splitlines()
+    bare.write_text("\n".join(ln for ln in lines if not ln.startswith("metrics")))
+    capsys.readouterr()
+    assert _status_table(load_spec(bare), root) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    others = set(HEADLINE.values()) - {HEADLINE[task]}
+    assert f" {HEADLINE[task]} " in header and not any(f" {m} " in header for m in others), header
 
 
 def test_a_teacher_given_as_fields_is_trained_once_and_shared(datasets, tmp_path):

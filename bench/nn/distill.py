@@ -54,7 +54,18 @@ class QFDLoss(nn.Module):
     def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
         with torch.no_grad():
             target = self.quantizer(teacher_feat)
-        return F.mse_loss(self.proj(student_feat), target)
+        pred = self.proj(student_feat)
+        check_same_shape(pred, target, "distill")
+        return F.mse_loss(pred, target)
+
+
+def check_same_shape(student: Tensor, teacher: Tensor, what: str) -> None:
+    """Refuse (one line naming both shapes) a student/teacher pair that an MSE would broadcast."""
+    if student.shape != teacher.shape:
+        raise ConfigError(
+            f"{what}: student map {list(student.shape)} and teacher map {list(teacher.shape)} differ; "
+            "allowed: equal shapes (pair maps of equal stride and width, or distill.projection=true)"
+        )
 
 
 @contextmanager

@@ -25,7 +25,8 @@ from bench.images import IMAGENET_MEAN, IMAGENET_STD
 from bench.io import write_json_atomic
 from bench.measure.profile import profile_model
 from bench.registry import create_model, model_entry
-from tasks.classification.train import accuracy, environment
+from tasks.classification.train import accuracy
+from tasks.record import environment, trim_measurement
 
 # Our model -> (csv ``model``, csv ``variant``) of its published ImageNet-1K row (the official release's row).
 PAPER_ROWS = {
@@ -186,8 +187,7 @@ def evaluate_checkpoint(
     efficiency = None
     if measure:
         eff = profile_model(model, first, latency_repeats=3)
-        efficiency = {k: v for k, v in eff.items() if k not in ("layers", "firing_rates", "macs_by_op")}
-        efficiency.pop("macs_by_module", None)
+        efficiency = trim_measurement(eff)
     csv_path = Path(paper_csv) if paper_csv else default_paper_csv()
     rows = paper_rows(name, getattr(model, "T", None), csv_path)
     comparison = [

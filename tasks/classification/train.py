@@ -9,17 +9,12 @@ an interrupted run ends with the same weights and metrics as an uninterrupted on
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import platform
 import random
-import subprocess
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -30,43 +25,14 @@ from torch.utils.data import DataLoader, RandomSampler
 from tqdm import tqdm
 
 from bench.data.datasets import build_datasets, resolve_data
-from bench.errors import ConfigError, DataError, warn
+from bench.errors import warn
 from bench.io import atomic_path, move_aside, write_json_atomic
 from bench.measure.profile import profile_model
 from bench.registry import create_model, model_entry
 from tasks.classification.config import TrainConfig
 from tasks.classification.distill import Distiller, WithFeatures, runner
 from tasks.determinism import deterministic
-
-
-def environment(seed: int, device: torch.device) -> dict:
-    """Versions, git revision, device and seed of this run."""
-    import timm
-
-    here = Path(__file__).resolve().parent
-
-    def git(*args: str) -> str | None:
-        try:
-            run = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, cwd=here)
-            return run.stdout.strip() if run.returncode == 0 else None
-        except (OSError, subprocess.SubprocessError):
-            return None
-
-    sha = git("rev-parse", "HEAD") or None
-    if sha and git("status", "--porcelain", "--untracked-files=no"):
-        sha += "-dirty"  # uncommitted changes to tracked files: the sha alone does not name the code
-    return dict(
-        python=platform.python_version(),
-        torch=torch.__version__,
-        timm=timm.__version__,
-        numpy=np.__version__,
-        git_sha=sha,
-        device=str(device),
-        threads=torch.get_num_threads(),
-        seed=seed,
-        host=platform.node(),
-        started_utc=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-    )
+from tasks.record import environment, previous_ok, stopped_record, trim_measurement
 
 
 def _rng_state() -> dict:
@@ -91,18 +57,6 @@ def _save_atomic(obj: dict, path: Path) -> None:
         torch.save(obj, tmp)
         if path.exists():
             os.replace(path, path.with_name("prev.pt"))
-
-
-def _read_json(path: Path, move_aside_if_corrupt: bool = False) -> object:
-    """A JSON file of this run; a torn one is a one-line DataError, or moved aside (with a warning)."""
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        why = f"{path}: not valid JSON ({str(err).splitlines()[0]})"
-        if not move_aside_if_corrupt:
-            raise DataError(f"{why}; allowed: delete the run folder, or pass a new --out") from None
-        warn(f"{why}; moved to {move_aside(path).name}; redoing the run")
-        return None
 
 
 def _load_checkpoint(out: Path, dev: torch.device, restore: Callable[[dict], None]) -> dict | None:
@@ -209,15 +163,9 @@ def train(
     out = Path(out) if out is not None else run_dir_for(cfg)
     result_path = out / "result.json"
     config = cfg.as_dict()
-    if (out / "config.json").exists():
-        saved = _read_json(out / "config.json")
-        if saved != json.loads(json.dumps(config)):
-            raise ConfigError(
-                f"{out}: holds a run of another config; allowed: the same config, or a new --out"
-            )
-        previous = _read_json(result_path, move_aside_if_corrupt=True) if result_path.exists() else None
-        if isinstance(previous, dict) and previous.get("status") == "ok":
-            return previous
+    previous = previous_ok(out, config)
+    if previous is not None:
+        return previous
     entry = model_entry(cfg.model)  # unknown model: one-line error before anything is written
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if dev.type == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -247,15 +195,8 @@ def train(
                 ddp,
             )
     except BaseException as err:  # interrupts too: the record says why the run stopped
-        if isinstance(err, KeyboardInterrupt):  # SIGINT, or SIGTERM turned into it: resumable
-            status, reason = "interrupted", f"interrupted by {err or 'SIGINT'}"
-        elif isinstance(err, ConfigError):
-            status, reason = "failed", str(err)
-        else:
-            status, reason = "failed", f"{type(err).__name__}: {err}"
         if ddp.main:
-            record = dict(status=status, reason=reason.strip().splitlines()[0], task="classification")
-            write_json_atomic(result_path, dict(record, model=cfg.model, traceback=traceback.format_exc()))
+            write_json_atomic(result_path, stopped_record(err, "classification", cfg.model))
         raise
     if ddp.main:
         write_json_atomic(result_path, result)
@@ -412,11 +353,7 @@ def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train
         batches = [x for x, _ in DataLoader(eval_set, batch_size=cfg.batch_size)][: cfg.measure_batches]
         efficiency = profile_model(model, batches, latency_repeats=3)
         write_json_atomic(out / "efficiency.json", efficiency)
-        efficiency = {
-            k: v
-            for k, v in efficiency.items()
-            if k not in ("layers", "firing_rates", "macs_by_module", "macs_by_op")
-        }
+        efficiency = trim_measurement(efficiency)
     final = metrics[-1]
     return dict(
         status="ok",

@@ -9,6 +9,12 @@ classification uses: bounds calibrated on the first batch, then fixed) and adds
 ``loss_distill = weight * mean over levels of MSE(student, Q(teacher))`` to the model's loss dict (QFD,
 Zhu et al. AAAI 2023: P3, 8 bits; lambda = 0 leaves training unchanged). The quantizer bounds are saved in
 every checkpoint and restored on resume.
+
+Student and teacher maps are paired by stride, never by position: student level i is matched with the
+teacher map of the same spatial size on the same input (among several such teacher maps, the one of the same
+rank, else the deepest). A student level with no teacher map of its stride, or of another width, stops the run
+at its first iteration, before any update, with one line naming both shapes; nothing is resampled and the MSE
+never broadcasts.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from mmengine.runner import load_checkpoint
 from torch import Tensor, nn
 
 from bench.errors import ConfigError
-from bench.nn.distill import QFDLoss
+from bench.nn.distill import QFDLoss, check_same_shape
 from tasks.openmm.hooks import unwrap
 
 
@@ -126,6 +132,19 @@ class FeatureDistillHook(Hook):
         self.teacher: list[nn.Module] = []  # a list: never a submodule of anything saved
         self.teacher_time = 0.0
         self._pending: dict | None = None
+        self.pairs: list[tuple[int, int]] = []
+
+    def _pair(self, inputs: Tensor, s_feats: tuple, t_feats: tuple) -> list[tuple[int, int]]:
+        """(student level, teacher level) of equal stride for every distilled level (see module docstring)."""
+        if max(self.indices) >= len(s_feats):
+            raise ConfigError(
+                f"distill levels {self.indices} (0 = first) not allowed: "
+                f"{self.point} gives {len(s_feats)} maps"
+            )
+        self.pairs = [(i, stride_match(inputs, s_feats, t_feats, i)) for i in self.indices]
+        for i, j in self.pairs:
+            check_same_shape(s_feats[i], t_feats[j], f"distill {self.point} level {i}")
+        return self.pairs
 
     def before_run(self, runner) -> None:
         model = unwrap(runner.model)
@@ -145,12 +164,8 @@ class FeatureDistillHook(Hook):
                 teacher.extract_feat(inputs)
             self.teacher_time += time.perf_counter() - start
             s_feats, t_feats = student_cap.value, teacher_cap.value
-            if max(self.indices) >= min(len(s_feats), len(t_feats)):
-                raise ConfigError(
-                    f"distill levels {self.indices} (0 = first) not allowed: {self.point} gives "
-                    f"{len(s_feats)} maps, the teacher's {len(t_feats)}"
-                )
-            terms = [self.losses[k](s_feats[i], t_feats[i]) for k, i in enumerate(self.indices)]
+            pairs = self.pairs or self._pair(inputs, s_feats, t_feats)
+            terms = [self.losses[k](s_feats[i], t_feats[j]) for k, (i, j) in enumerate(pairs)]
             losses["loss_distill"] = self.weight * torch.stack(terms).mean()
             return losses
 
@@ -168,6 +183,21 @@ class FeatureDistillHook(Hook):
             self.losses.load_state_dict(state)
         else:
             self._pending = state
+
+
+def stride_match(inputs: Tensor, s_feats: tuple, t_feats: tuple, i: int) -> int:
+    """Index of the teacher map with the spatial size of student map ``i`` (same input, so same stride)."""
+    size = tuple(s_feats[i].shape[-2:])
+    same = [j for j, t in enumerate(t_feats) if tuple(t.shape[-2:]) == size]
+    if not same:
+        stride = inputs.shape[-1] / size[-1]
+        shapes = ", ".join(str(list(t.shape)) for t in t_feats)
+        raise ConfigError(
+            f"distill: student map {i} {list(s_feats[i].shape)} (stride {stride:g}) has no teacher map of "
+            f"the same stride; teacher maps: {shapes}; allowed: levels whose stride both networks have"
+        )
+    rank = sum(tuple(s.shape[-2:]) == size for s in s_feats[:i])
+    return same[min(rank, len(same) - 1)]
 
 
 def _register() -> None:

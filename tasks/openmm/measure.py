@@ -27,7 +27,6 @@ from bench.nn.neurons import set_spike_driven
 PARTS = ("backbone", "neck", "head", "auxiliary_head")
 HEAD_ATTRS = ("decode_head", "bbox_head", "rpn_head", "roi_head", "mask_head")
 DROP = ("layers", "macs_by_module", "macs_by_op")
-PER_LAYER = ("firing_rates",)  # in ``efficiency.json`` only; the run record keeps the totals
 
 
 def _as_tuple(x: object) -> tuple:

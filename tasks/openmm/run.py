@@ -11,11 +11,9 @@ so a run killed mid-training ends with the same record as an uninterrupted one; 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import time
-import traceback
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
@@ -26,12 +24,10 @@ import torch
 from mmengine.config import Config
 from mmengine.fileio import LocalBackend, register_backend
 
-from bench.errors import ConfigError
 from bench.io import atomic_path, write_json_atomic, write_text_atomic
 from bench.registry import model_entry
-from tasks.classification.train import environment
 from tasks.determinism import DEFAULT_THREADS, deterministic
-from tasks.openmm.measure import PER_LAYER
+from tasks.record import environment, previous_ok, stopped_record, trim_measurement
 
 
 @register_backend("spikebench_atomic", force=True)
@@ -89,21 +85,6 @@ def name_runner(cfg, prefix: str) -> None:
         cfg.visualizer.name = cfg.experiment_name
 
 
-def _check_dir(out: Path, config: dict) -> dict | None:
-    """The previous ok record of this config in ``out`` (None when there is none to reuse)."""
-    if not (out / "config.json").exists():
-        return None
-    saved = json.loads((out / "config.json").read_text())
-    if saved != json.loads(json.dumps(config)):
-        raise ConfigError(f"{out}: holds a run of another config; allowed: the same config, or a new --out")
-    result = out / "result.json"
-    if result.exists():
-        previous = json.loads(result.read_text())
-        if previous.get("status") == "ok":
-            return previous
-    return None
-
-
 def test_images(runner, n: int) -> list[torch.Tensor]:
     """The first ``n`` test images after the model's data preprocessor (a sliding-window test: their first
     window), i.e. what one forward sees at test time."""
@@ -141,7 +122,7 @@ def run_openmm(
     ``validate()`` checks the data (one-line DataError) before anything is written or trained."""
     out = Path(out)
     config = dataclasses.asdict(cfg_obj)
-    previous = _check_dir(out, config)
+    previous = previous_ok(out, config)
     if previous is not None:
         return previous
     model_entry(cfg_obj.model)
@@ -173,22 +154,11 @@ def run_openmm(
                 write_json_atomic(out / "environment.json", env)
             result = _train_test(cfg_obj, out, mm_cfg, **options)
             result["determinism"] = repeatability
-    except BaseException as err:  # interrupts too: the record says why the run stopped
-        reason = f"{type(err).__name__}: {err}".splitlines()[0] if str(err) else type(err).__name__
-        if not main:
-            raise
-        write_json_atomic(
-            out / "result.json",
-            dict(
-                status="failed",
-                reason=reason,
-                task=task,
-                model=cfg_obj.model,
-                neck_head=neck_head,
-                config_digest=cfg_obj.digest(),
-                traceback=traceback.format_exc(),
-            ),
-        )
+    except BaseException as err:  # interrupts too: SIGINT/SIGTERM -> interrupted (resumable), else failed
+        if main:
+            digest = cfg_obj.digest()
+            record = stopped_record(err, task, cfg_obj.model, neck_head=neck_head, config_digest=digest)
+            write_json_atomic(out / "result.json", record)
         raise
     if main:
         write_json_atomic(out / "result.json", result)
@@ -255,7 +225,7 @@ def _train_test(
         images = test_images(runner, measure_images)
         efficiency = (measure_fn or _measure)(model, images)
         write_json_atomic(out / "efficiency.json", efficiency)
-        efficiency = {k: v for k, v in efficiency.items() if k not in PER_LAYER}
+        efficiency = trim_measurement(efficiency)
     inner = mm_cfg.model.get("model", mm_cfg.model)  # inside SpikebenchModel
     bb = inner.backbone
     model = runner.model.module if hasattr(runner.model, "module") else runner.model

@@ -1,0 +1,99 @@
+"""The run lifecycle every task shares: the run-folder guard, the environment record, JSON reading, and the
+record of a run that stopped (``failed``, or ``interrupted`` and so resumable).
+
+A task writes ``config.json`` first; rerunning the same config into the same folder returns its ok record or
+resumes it; another config in that folder is a one-line ``ConfigError``. A torn ``result.json`` is moved aside
+(one-line warning) and the run redone from its last checkpoint. ``KeyboardInterrupt`` (SIGINT, and SIGTERM,
+which the CLI and the sweep workers turn into it) gives ``status: interrupted`` with the signal as the reason;
+every other exception ``status: failed`` with its first line.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.errors import ConfigError, DataError, warn
+from bench.io import move_aside
+
+PER_LAYER = ("firing_rates", "layers", "macs_by_module", "macs_by_op")  # in efficiency.json only
+
+
+def read_json(path: Path, move_aside_if_corrupt: bool = False) -> object:
+    """A JSON file of a run; a torn one is a one-line DataError, or moved aside (with a warning): None."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        why = f"{path}: not valid JSON ({str(err).splitlines()[0]})"
+        if not move_aside_if_corrupt:
+            raise DataError(f"{why}; allowed: delete the run folder, or pass a new --out") from None
+        warn(f"{why}; moved to {move_aside(Path(path)).name}; redoing the run")
+        return None
+
+
+def previous_ok(out: Path, config: dict) -> dict | None:
+    """The ok record of ``config`` already in ``out`` (None: run or resume it); another config's folder is a
+    one-line ConfigError."""
+    if not (out / "config.json").exists():
+        return None
+    saved = read_json(out / "config.json")
+    if saved != json.loads(json.dumps(config)):
+        raise ConfigError(f"{out}: holds a run of another config; allowed: the same config, or a new --out")
+    result = out / "result.json"
+    previous = read_json(result, move_aside_if_corrupt=True) if result.exists() else None
+    return previous if isinstance(previous, dict) and previous.get("status") == "ok" else None
+
+
+def stopped_record(err: BaseException, task: str, model: str, **fields) -> dict:
+    """The record of a run that raised ``err``: interrupted (resumable) for SIGINT/SIGTERM, else failed."""
+    if isinstance(err, KeyboardInterrupt):
+        status, reason = "interrupted", f"interrupted by {err or 'SIGINT'}"
+    elif isinstance(err, (ConfigError, DataError)):
+        status, reason = "failed", str(err)
+    else:
+        status, reason = "failed", f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+    reason = (reason.strip().splitlines() or [status])[0]
+    trace = traceback.format_exc()
+    return dict(status=status, reason=reason, task=task, model=model, **fields, traceback=trace)
+
+
+def trim_measurement(efficiency: dict) -> dict:
+    """A measurement without its per-layer tables (those stay in ``efficiency.json``)."""
+    return {k: v for k, v in efficiency.items() if k not in PER_LAYER}
+
+
+def environment(seed: int, device: torch.device) -> dict:
+    """Versions, git revision, device and seed of this run."""
+    import timm
+
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            run = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, cwd=here)
+            return run.stdout.strip() if run.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    sha = git("rev-parse", "HEAD") or None
+    if sha and git("status", "--porcelain", "--untracked-files=no"):
+        sha += "-dirty"  # uncommitted changes to tracked files: the sha alone does not name the code
+    return dict(
+        python=platform.python_version(),
+        torch=torch.__version__,
+        timm=timm.__version__,
+        numpy=np.__version__,
+        git_sha=sha,
+        device=str(device),
+        threads=torch.get_num_threads(),
+        seed=seed,
+        host=platform.node(),
+        started_utc=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
