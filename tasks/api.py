@@ -46,6 +46,11 @@ def run_config(task: TaskDef, config: dict, out: str | Path, progress: bool = Fa
     return task.run(config, Path(out), progress=progress)
 
 
+def arg(default: Any, help: str) -> Any:
+    """A config field with a default and the help text its generated command-line option shows."""
+    return dataclasses.field(default=default, metadata=dict(help=help))
+
+
 def config_from_fields(config_cls: type, distill_cls: type, d: dict) -> Any:
     """``config_cls(**d)``; an unknown key of ``d`` or of ``d['distill']`` is a one-line error naming the
     allowed fields."""

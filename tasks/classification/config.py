@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from bench.errors import ConfigError, check_choice, check_positive_int, check_types
-from tasks.api import config_from_fields
+from tasks.api import arg, config_from_fields
 from tasks.determinism import DEFAULT_THREADS
 
 DISTILL_KINDS = ("none", "qfd", "fgd", "kd")
@@ -18,14 +18,14 @@ OPTIMIZERS = ("adamw", "lamb")
 class DistillConfig:
     """Which distillation, against which teacher, with which weight."""
 
-    kind: str = "none"
-    teacher: str | None = None  # a registered model name
+    kind: str = arg("none", "none, qfd, fgd or kd")
+    teacher: str | None = arg(None, "registered teacher model")
     teacher_checkpoint: str | None = None  # a spikebench or official checkpoint file for the teacher
     teacher_overrides: dict = field(default_factory=dict)
-    weight: float = 0.5  # lambda
-    teacher_bits: int = 8  # QFD: bits of the quantized teacher feature
-    tau: float = 4.0  # KD temperature
-    projection: bool = False  # QFD: linear map when feature sizes differ
+    weight: float = arg(0.5, "lambda")
+    teacher_bits: int = arg(8, "QFD: teacher feature bits (1, 4, 8)")
+    tau: float = arg(4.0, "KD temperature")
+    projection: bool = arg(False, "QFD: linear map when feature sizes differ")
 
 
 @dataclass
@@ -33,12 +33,14 @@ class TrainConfig:
     """Everything that defines a classification run (hashed into its directory name)."""
 
     model: str
-    data: str = "generated:imagenet-10"
+    data: str = arg(
+        "generated:imagenet-10", "ImageNet folder, CIFAR pickles, or generated:<imagenet-10|cifar10|cifar100>"
+    )
     overrides: dict = field(default_factory=dict)
     epochs: int = 10
     batch_size: int = 32
     img_size: int | None = None
-    opt: str = "adamw"
+    opt: str = arg("adamw", "adamw or lamb")
     lr: float = 2e-3
     weight_decay: float = 0.05
     warmup_epochs: float = 1.0
@@ -49,12 +51,12 @@ class TrainConfig:
     clip_grad: float | None = 5.0
     hflip: float = 0.5
     seed: int = 0
-    measure: bool = True
+    measure: bool = arg(True, "skip the efficiency measurement at the end")
     measure_batches: int = 2
     # intra-op CPU threads: part of the run's identity (1 vs 2 threads give different sums, so different runs)
     threads: int = DEFAULT_THREADS
     distill: DistillConfig = field(default_factory=DistillConfig)
-    checkpoint: str | None = None  # initial weights (spikebench or official layout): fine-tuning
+    checkpoint: str | None = arg(None, "initial weights: spikebench or official checkpoint (fine-tune)")
 
     def __post_init__(self) -> None:
         if isinstance(self.distill, dict):

@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from bench.errors import ConfigError, check_bits, check_choice, check_positive_int
-from tasks.api import config_from_fields, teacher_config
+from tasks.api import arg, config_from_fields, teacher_config
 from tasks.determinism import DEFAULT_THREADS
 
 DETECTORS = ("retinanet", "vitdet_maskrcnn", "vitdet_retinanet")
@@ -24,14 +24,14 @@ class DetDistillConfig:
     """QFD for detectors: the student's FPN levels regressed onto a frozen full-precision teacher's
     levels quantized to ``teacher_bits`` (QFD, Zhu et al. AAAI 2023: P3, 8 bits)."""
 
-    kind: str = "none"
+    kind: str = arg("none", "none or qfd")
     # a teacher run directory, an mm config file of the same detector, or fields of a teacher run trained
     # here first (the student's config with these fields, e.g. {overrides: {bits: 32}})
-    teacher: str | dict | None = None
-    teacher_checkpoint: str | None = None  # default: the teacher run's last checkpoint
-    weight: float = 0.5  # lambda
-    teacher_bits: int = 8
-    levels: tuple[int, ...] = (3,)  # FPN levels P3..P7
+    teacher: str | dict | None = arg(None, "teacher run directory or mm config file")
+    teacher_checkpoint: str | None = arg(None, "teacher checkpoint (default: the run's last)")
+    weight: float = arg(0.5, "lambda")
+    teacher_bits: int = arg(8, "bits of the quantized teacher feature")
+    levels: tuple[int, ...] = arg((3,), "FPN levels (3..7)")
 
 
 @dataclass
@@ -39,22 +39,24 @@ class DetConfig:
     """Everything that defines a detection run (hashed into its directory name)."""
 
     model: str
-    detector: str = "retinanet"
-    size: str = "tiny"
-    data: str = "generated:coco-tiny"
+    detector: str = arg(
+        "retinanet", "retinanet, vitdet (= vitdet_maskrcnn), vitdet_maskrcnn or vitdet_retinanet"
+    )
+    size: str = arg("tiny", "named config: tiny (CPU) or paper (GPUs)")
+    data: str = arg("generated:coco-tiny", "COCO root or generated:coco-tiny")
     overrides: dict = field(default_factory=dict)  # backbone options (bits, T, attention, ...)
-    iters: int | None = None  # None: the named config's schedule
+    iters: int | None = arg(None, "training iterations (None: the named config's schedule)")
     batch_size: int | None = None
     lr: float | None = None
     seed: int = 0
     threads: int = DEFAULT_THREADS  # CPU intra-op threads: part of the run's identity (hash)
-    img_scale: int | None = None  # tiny: square side; paper: long side (short side as the config)
-    neck_head: str = "ann"
-    quant_bits: int = 32  # QFD detection protocol (32 = full precision)
-    quant_groups: str = "all"  # ViT backbones: which linear layers quantize_bits applies to
-    init_checkpoint: str | None = None  # a full-precision detector checkpoint to fine-tune from
-    checkpoint_interval: int | None = None  # None: 50 iterations (tiny), 5000 (paper)
-    measure: bool = True
+    img_scale: int | None = arg(None, "tiny: square side; paper: long side")
+    neck_head: str = arg("ann", "ann or spiking (official SDT-V2/QSD detection code)")
+    quant_bits: int = arg(32, "QFD protocol: quantize the detector (32 = full precision)")
+    quant_groups: str = arg("all", "ViT backbones: all, attn or mlp linear layers")
+    init_checkpoint: str | None = arg(None, "full-precision detector checkpoint to fine-tune")
+    checkpoint_interval: int | None = arg(None, "iterations between checkpoints (None: 50 tiny, 5000 paper)")
+    measure: bool = arg(True, "skip the efficiency measurement")
     distill: DetDistillConfig = field(default_factory=DetDistillConfig)
 
     def __post_init__(self) -> None:

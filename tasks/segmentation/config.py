@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from bench.errors import ConfigError, check_bits, check_choice, check_positive_int
-from tasks.api import config_from_fields, teacher_config
+from tasks.api import arg, config_from_fields, teacher_config
 from tasks.determinism import DEFAULT_THREADS
 
 SEGMENTORS = ("semfpn", "upernet")
@@ -21,12 +21,12 @@ DISTILL_KINDS = ("none", "qfd", "kd-feature")
 class DistillConfig:
     """Feature distillation from a frozen full-precision teacher segmentor (QFD: its maps quantized)."""
 
-    kind: str = "none"
+    kind: str = arg("none", "none, qfd or kd-feature")
     # a teacher run directory or config file, or fields of a teacher run trained here first (the student's
     # config with these fields, e.g. {overrides: {bits: 32}})
-    teacher: str | dict | None = None
+    teacher: str | dict | None = arg(None, "teacher run directory or config file")
     teacher_checkpoint: str | None = None  # its checkpoint, when not the run directory's newest
-    weight: float = 1.0  # lambda
+    weight: float = arg(1.0, "lambda")
     teacher_bits: int = 8  # QFD: bits of the quantized teacher maps
 
 
@@ -35,21 +35,21 @@ class SegConfig:
     """Everything that defines a segmentation run (hashed into its directory name)."""
 
     model: str
-    segmentor: str = "semfpn"
-    size: str = "tiny"
-    data: str = "generated:ade20k-tiny"
+    segmentor: str = arg("semfpn", "semfpn or upernet")
+    size: str = arg("tiny", "tiny (CPU) or paper (512x512, 160k iterations)")
+    data: str = arg("generated:ade20k-tiny", "ADE20K root or generated:ade20k-tiny")
     overrides: dict = field(default_factory=dict)
     iters: int | None = None  # None: the config's schedule (tiny 60; paper 160k, EfficientFormer FPN 40k)
-    batch_size: int | None = None  # per GPU/process; None: the config's (tiny 8, paper 4)
+    batch_size: int | None = arg(None, "images per process (None: tiny 8, paper 4)")
     lr: float | None = None
     seed: int = 0
     threads: int = DEFAULT_THREADS  # CPU intra-op threads: part of the run's identity (hash)
-    crop: int | None = None  # square crop side; None: the config's (tiny 64, paper 512)
-    neck_head: str = "ann"
-    test_mode: str | None = None  # None: whole, or slide for fixed-size backbones (EfficientFormer)
+    crop: int | None = arg(None, "square crop side, a multiple of 32 (None: tiny 64, paper 512)")
+    neck_head: str = arg("ann", "ann, or spiking (neuron before each neck/head conv)")
+    test_mode: str | None = arg(None, "whole or slide (None: whole; slide for EfficientFormer)")
     checkpoint_interval: int | None = None  # None: iters // 4 (tiny), 16000 (paper)
-    val_interval: int = 0  # 0: no validation during training (test at the end)
-    measure: bool = True
+    val_interval: int = arg(0, "validate every N iterations (0: never)")
+    measure: bool = arg(True, "skip the whole-model efficiency measurement")
     distill: DistillConfig = field(default_factory=DistillConfig)
 
     def __post_init__(self) -> None:
