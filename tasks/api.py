@@ -39,6 +39,11 @@ class TaskDef:
     run: Callable[..., dict]  # run(config: dict, out: Path, progress: bool = False) -> result record
     metrics: tuple[str, ...]  # metric keys of result.json, the primary one first
     batch: str = "global"  # what a config's batch_size counts: the global batch or "per_gpu"
+    # the model of a config built without data, weights or training (meta device), for the report's
+    # parameter counts of paper configs: build_untrained(config, device) -> nn.Module with parts as children
+    build_untrained: Callable[..., Any] | None = None
+    # registry model -> (paper_results.csv model, variant) of its published row, for published vs measured
+    paper_rows: Callable[[], dict] | None = None
 
 
 def run_config(task: TaskDef, config: dict, out: str | Path, progress: bool = False) -> dict:

@@ -63,11 +63,11 @@ NOTES = {
 
 def _imagenet_rows() -> tuple[PaperConfig, ...]:
     """The ImageNet-1K row of every model, from the one model -> row table of ``spikebench eval``
-    (``tasks.classification.eval.PAPER_ROWS``); SDT models are measured at T = 4 unless the row says T = 1."""
-    from tasks.classification.eval import PAPER_ROWS
+    (the classification task's ``paper_rows``); SDT models are measured at T = 4 unless the row says T = 1."""
+    from tasks import get_task
 
     out = []
-    for name, (model, variant) in PAPER_ROWS.items():
+    for name, (model, variant) in get_task("classification").paper_rows().items():
         match = {"T": 4} if name.startswith("sdt") else {}
         if name == "sdt_8_768":
             match["resolution"] = 288
@@ -352,9 +352,12 @@ def _dense_config(cfg: PaperConfig) -> dict:
     """Whole-model parameters and size of a dense paper config, with the backbone / neck / head split."""
     from bench.measure.size import model_size
     from bench.registry import model_entry
-    from tasks.openmm.untrained import build_untrained
+    from tasks import get_task
 
-    whole = build_untrained("segmentation", cfg.dense)
+    task = get_task("segmentation" if "segmentor" in cfg.dense else "detection")
+    if task.build_untrained is None:
+        raise ConfigError(f"{task.name}: no model can be built without data for {dense_label(cfg.dense)}")
+    whole = task.build_untrained(cfg.dense)
     whole.auxiliary_head = None  # training-only: not in the inference model (tasks.openmm.measure)
     size = model_size(whole)
     parts = {

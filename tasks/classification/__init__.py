@@ -12,6 +12,13 @@ def run(config: dict, out: Path, progress: bool = False) -> dict:
     return train(config_from_dict(config), out=out, progress=progress)
 
 
+def paper_rows() -> dict:
+    """Registry model -> (paper_results.csv model, variant) of its published ImageNet-1K row."""
+    from tasks.classification.eval import PAPER_ROWS
+
+    return dict(PAPER_ROWS)
+
+
 TASK = TaskDef(
     name="classification",
     config_cls=TrainConfig,
@@ -19,6 +26,7 @@ TASK = TaskDef(
     config_from_dict=config_from_dict,
     run=run,
     metrics=("top1", "top5"),
+    paper_rows=paper_rows,
 )
 
 __all__ = ["TASK", "DistillConfig", "TrainConfig", "config_from_dict", "train"]

@@ -25,7 +25,7 @@ from bench.images import IMAGENET_MEAN, IMAGENET_STD
 from bench.io import write_json_atomic
 from bench.measure.profile import profile_model
 from bench.registry import create_model, model_entry
-from tasks.classification.train import accuracy
+from tasks.classification.metrics import accuracy
 from tasks.record import environment, trim_measurement
 
 # Our model -> (csv ``model``, csv ``variant``) of its published ImageNet-1K row (the official release's row).

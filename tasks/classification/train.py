@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 from tqdm import tqdm
 
@@ -31,6 +31,7 @@ from bench.measure.profile import profile_model
 from bench.registry import create_model, model_entry
 from tasks.classification.config import TrainConfig
 from tasks.classification.distill import Distiller, WithFeatures, runner
+from tasks.classification.metrics import accuracy
 from tasks.determinism import deterministic
 from tasks.record import environment, previous_ok, stopped_record, trim_measurement
 
@@ -74,13 +75,6 @@ def _load_checkpoint(out: Path, dev: torch.device, restore: Callable[[dict], Non
             why = f"{type(err).__name__}: {err}".splitlines()[0][:200]
             warn(f"{path}: unreadable checkpoint ({why}); moved to {move_aside(path).name}")
     return None
-
-
-def accuracy(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> list[float]:
-    """Top-k accuracies in percent (k capped at the number of classes)."""
-    top = logits.topk(min(max(ks), logits.shape[1]), dim=1).indices
-    hits = top == target[:, None]
-    return [100.0 * float(hits[:, : min(k, logits.shape[1])].any(1).float().mean()) for k in ks]
 
 
 @dataclass

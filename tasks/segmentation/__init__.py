@@ -13,6 +13,13 @@ def run(config: dict, out: Path, progress: bool = False) -> dict:
     return train(config_from_dict(config), out=out, progress=progress)
 
 
+def build_untrained(config: dict, device: str = "meta"):
+    """The segmentor of ``config`` built on ``device`` without data or training (``untrained.py``)."""
+    from tasks.segmentation.untrained import build_untrained as build
+
+    return build(config, device)
+
+
 TASK = TaskDef(
     name="segmentation",
     config_cls=SegConfig,
@@ -21,6 +28,7 @@ TASK = TaskDef(
     run=run,
     metrics=("mIoU", "aAcc", "mAcc"),
     batch="per_gpu",  # mmengine: batch_size is per process
+    build_untrained=build_untrained,
 )
 
 __all__ = ["TASK", "DistillConfig", "SegConfig", "config_from_dict"]

@@ -5,18 +5,13 @@ from __future__ import annotations
 
 import torch
 
-from bench.errors import ConfigError
 from tasks.openmm.measure import WholeModel
 
 
-def build_untrained(task: str, config: dict, device: str = "meta") -> WholeModel:
-    """The model of ``config`` (a task config dict, as a sweep point) as ``WholeModel`` (children
-    ``backbone``, ``neck``, ``head``, ``auxiliary_head``). Segmentation only: a detector's classes come from
-    its COCO annotations, so it needs the data."""
-    if task != "segmentation":
-        raise ConfigError(
-            f"task={task!r} is not allowed for a model built without data; allowed values: segmentation"
-        )
+def build_untrained(config: dict, device: str = "meta") -> WholeModel:
+    """The segmentor of ``config`` (a segmentation config dict, as a sweep point) as ``WholeModel`` (children
+    ``backbone``, ``neck``, ``head``, ``auxiliary_head``). Only segmentation has it: a detector's classes
+    come from its COCO annotations, so it needs the data."""
     from mmengine.registry import init_default_scope
 
     import tasks.openmm  # noqa: F401  (registers the backbone and SpikebenchModel)

@@ -1,0 +1,12 @@
+"""Classification metrics shared by training and checkpoint evaluation."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+
+def accuracy(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> list[float]:
+    """Top-k accuracies in percent (k capped at the number of classes)."""
+    top = logits.topk(min(max(ks), logits.shape[1]), dim=1).indices
+    hits = top == target[:, None]
+    return [100.0 * float(hits[:, : min(k, logits.shape[1])].any(1).float().mean()) for k in ks]
