@@ -5,7 +5,8 @@ PyTorch's meta device: no training, no weights).
 A published number is only ever compared with a run on the same dataset (a run on generated data never
 stands in for ImageNet); the columns say which number is published and which is measured. Published dense
 rows of our backbones with a detector or segmentor spikebench does not build (SSDLite, PSPNet, DeepLabv3,
-Mask R-CNN 1x on a 4-level FPN, DETR) are listed as not reproduced, with the reason (``NOT_REPRODUCED``).
+Mask R-CNN 1x on a 4-level FPN, DETR) are listed as not reproduced, with the reason. The mapping is
+data: ``paper_map.yaml`` beside this file.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from bench.errors import ConfigError
 from bench.io import write_text_atomic
@@ -54,13 +56,6 @@ class NotReproduced:
     reason: str
 
 
-NOTES = {
-    "sdt_8_768": "published at 288 px inference (official --large-valid)",
-    "sdtv2_8_512": "published number is with knowledge distillation",
-    "qsd_8_512": "'T=4' = 4 virtual steps of IE-LIF at T=1 (official code)",
-}
-
-
 def _imagenet_rows() -> tuple[PaperConfig, ...]:
     """The ImageNet-1K row of every model, from the one model -> row table of ``spikebench eval``
     (the classification task's ``paper_rows``); SDT models are measured at T = 4 unless the row says T = 1."""
@@ -77,160 +72,26 @@ def _imagenet_rows() -> tuple[PaperConfig, ...]:
     return tuple(out)
 
 
-_QSD_MB = "QSD's MB and '6.8M parameters' are params x bits/32 (energy_model.md section 3)"
-_MF = "224px, 450 epochs"
-# published rows beyond the ImageNet row of each model: sizes in the QSD paper, CIFAR, model-zoo evaluations
-EXTRA_ROWS: tuple[PaperConfig, ...] = (
-    PaperConfig("QSD-Transformer", "headline", "qsd_8_512", note=_QSD_MB),
-    PaperConfig("SD-Transformer v2 (baseline row in QSD)", "32-1-4", "sdtv2_8_512", note=_QSD_MB),
-    PaperConfig("SD-Transformer (baseline row in QSD)", "32-1-4", "sdt_8_768", note=_QSD_MB),
-    PaperConfig(
-        "Spike-driven Transformer",
-        "This Work",
-        "sdt_2_512_cifar",
-        match={"classes": 10, "T": 4},
-        datasets=("CIFAR-10",),
-        note="2-512 CIFAR config per the official repo",
-    ),
-    PaperConfig(
-        "Spike-driven Transformer",
-        "This Work",
-        "sdt_2_512_cifar",
-        {"num_classes": 100},
-        {"classes": 100, "T": 4},
-        datasets=("CIFAR-100",),
-        note="2-512 CIFAR config, 100-class head",
-    ),
-    *(
-        PaperConfig(f"EfficientFormer-L{k}", "mmpretrain eval of official ckpt", f"efficientformer_l{k}")
-        for k in (1, 3, 7)
-    ),
-    *(
-        PaperConfig(f"mobile-former-{m}", _MF, f"mobile_former_{m}")
-        for m in ("26m", "52m", "96m", "151m", "214m", "294m", "508m")
-    ),
-)
+def _paper_config(d: dict) -> PaperConfig:
+    return PaperConfig(**{k: tuple(v) if k == "datasets" else v for k, v in d.items()})
 
 
-# EfficientFormer v1/v2's Semantic FPN (official code: 40k iterations, AdamW 2e-4, 512 crops) is
-# tasks/segmentation's semfpn paper config; a run counts when it kept that schedule. The csv's params_m of
-# these rows is the backbone as its ImageNet classifier (12.3 M for L1, as its ImageNet row), so it is
-# compared with the registry model built alone; the whole segmentor is counted in paper_configs.
-_SEMFPN = dict(task="segmentation", segmentor="semfpn", size="paper", iters_run=40_000)
-_BACKBONE = "backbone parameters (M; the ImageNet classifier, as the paper counts)"
-DENSE_ROWS: tuple[PaperConfig, ...] = tuple(
-    PaperConfig(
-        model,
-        variant,
-        name,
-        match=_SEMFPN,
-        datasets=("ADE20K val",),
-        note=note,
-        dense=dict(model=name, segmentor="semfpn", size="paper"),
-        params=_BACKBONE,
-    )
-    for model, variant, name, note in (
-        ("Semantic FPN + EfficientFormer-L1", "40k iters", "efficientformer_l1", ""),
-        ("Semantic FPN + EfficientFormer-L3", "40k iters", "efficientformer_l3", ""),
-        ("Semantic FPN + EfficientFormerV2-S2", "", "efficientformerv2_s2", ""),
-        (
-            "FPN + EfficientFormerV2-S2",
-            "PaddleSeg reproduction 512x512 40k",
-            "efficientformerv2_s2",
-            "PaddleSeg reproduction, not the paper",
-        ),
-        ("Semantic FPN + EfficientFormerV2-L", "450-epoch backbone", "efficientformerv2_l", ""),
-    )
-)
-
-_SSD = "SSDLite detector not built (spikebench builds RetinaNet and ViTDet Mask R-CNN / RetinaNet)"
-_PSP = "PSPNet segmentor not built (spikebench builds Semantic FPN and UPerNet)"
-_DLV3 = "DeepLabv3 segmentor not built (spikebench builds Semantic FPN and UPerNet)"
-_MRCNN = (
-    "Mask R-CNN 1x on a 4-level FPN (C2-C5, 12 epochs) not built: spikebench's Mask R-CNN is ViTDet's simple "
-    "pyramid from the stride-16 map on its long schedule, another detector"
-)
-_V2 = {"0.5": "050", "0.75": "075", "1.0": "100", "1.25": "125", "1.5": "150", "1.75": "175", "2.0": "200"}
-NOT_REPRODUCED: tuple[NotReproduced, ...] = (
-    *(
-        NotReproduced(f"SSDLite-MobileViT-{v}", variant, f"mobilevit_{v.lower()}", _SSD)
-        for v, variant in (("XS", "320x320"), ("S", "320x320"))
-        + tuple((v, "repo ckpt 320") for v in ("XXS", "XS", "S"))
-    ),
-    NotReproduced("SSD-300 MobileViT-S (SSDLite-320)", "", "mobilevit_s", _SSD),
-    *(
-        NotReproduced(f"DeepLabv3-MobileViT-{v}", variant, f"mobilevit_{v.lower()}", _DLV3 + "; PASCAL VOC")
-        for v in ("XXS", "XS", "S")
-        for variant in ("512x512, OS16", "repo ckpt")
-    ),
-    NotReproduced("SSDLite-MobileViTv1-XXS", "320px", "mobilevit_xxs", _SSD),
-    *(
-        NotReproduced(f"SSDLite-MobileViTv2-{w}", "320px", f"mobilevitv2_{_V2[w]}", _SSD)
-        for w in ("0.5", "0.75", "1.75")
-    ),
-    *(
-        NotReproduced(f"SSDLite-MobileViTv2-{w}", "repo ckpt 320px", f"mobilevitv2_{n}", _SSD)
-        for w, n in _V2.items()
-    ),
-    *(
-        NotReproduced(f"{seg}-MobileViTv2-{w}", "512x512 single-scale", f"mobilevitv2_{_V2[w]}", why)
-        for seg, w, why in (("PSPNet", "0.5", _PSP), ("PSPNet", "1.75", _PSP), ("DeepLabv3", "0.75", _DLV3))
-        + (("DeepLabv3", "2.0", _DLV3),)
-    ),
-    *(
-        NotReproduced(f"PSPNet-MobileViTv2-{w}", "repo ckpt", f"mobilevitv2_{_V2[w]}", _PSP)
-        for w in ("0.5", "0.75", "1.0", "1.25", "1.5", "1.75")
-    ),
-    *(
-        NotReproduced(f"DeepLabv3-MobileViTv2-{w}", "repo ckpt", f"mobilevitv2_{n}", _DLV3)
-        for w, n in _V2.items()
-    ),
-    NotReproduced(
-        "RetinaNet + Mobile-Former backbone",
-        "vs MobileNetV3 backbone",
-        "mobile_former_508m",
-        "an AP gain over a MobileNetV3 RetinaNet: MobileNetV3 is not a spikebench backbone, and the paper's "
-        "RetinaNet table is not in paper_results.csv",
-    ),
-    NotReproduced("MF-DETR (end-to-end)", "vs DETR", "mobile_former_508m", "DETR not built"),
-    NotReproduced("Mask R-CNN 1x + EfficientFormer-L1", "12 epochs", "efficientformer_l1", _MRCNN),
-    NotReproduced("Mask R-CNN 1x + EfficientFormer-L3", "12 epochs", "efficientformer_l3", _MRCNN),
-    NotReproduced("Mask R-CNN + EfficientFormerV2-S2", "", "efficientformerv2_s2", _MRCNN),
-    NotReproduced("Mask R-CNN 1x + EfficientFormerV2-L", "450-epoch backbone", "efficientformerv2_l", _MRCNN),
-)
+MAP_FILE = Path(__file__).with_name("paper_map.yaml")
+_MAP = yaml.safe_load(MAP_FILE.read_text())
+NOTES: dict[str, str] = _MAP["notes"]
+EXTRA_ROWS = tuple(_paper_config(d) for d in _MAP["extra_rows"])
+DENSE_ROWS = tuple(_paper_config(d) for d in _MAP["dense_rows"])
+NOT_REPRODUCED = tuple(NotReproduced(**d) for d in _MAP["not_reproduced"])
+METRICS = {k: tuple(v) for k, v in _MAP["metrics"].items()}  # metric -> (run column, factor, label)
+DATASETS = {(d["task"], d["classes"]): (d["name"], d["images"]) for d in _MAP["datasets"]}
 
 
 def paper_map() -> tuple[PaperConfig, ...]:
-    """Every published configuration compared: the ImageNet rows of ``PAPER_ROWS``, ``EXTRA_ROWS`` and the
-    dense ``DENSE_ROWS``."""
+    """Every published configuration compared: the ImageNet rows of the classification task's
+    ``paper_rows``, and the extra and dense rows of ``paper_map.yaml``."""
     return _imagenet_rows() + EXTRA_ROWS + DENSE_ROWS
 
 
-# published metric -> (run-table column, factor applied to the measured value, label)
-METRICS = {
-    "top1": ("top1", 1.0, "top-1 (%)"),
-    "top5": ("top5", 1.0, "top-5 (%)"),
-    "model_size": ("size_MB_paper", 1.0, "size (MB, QSD convention params x bits/32)"),
-    "params_reported": ("size_MB_paper", 1.0, "'parameters' (M, QSD convention params x bits/32)"),
-    "APbox": ("bbox_mAP", 100.0, "box AP"),
-    "APbox50": ("bbox_mAP_50", 100.0, "box AP50"),
-    "APbox75": ("bbox_mAP_75", 100.0, "box AP75"),
-    "APmask": ("segm_mAP", 100.0, "mask AP"),
-    "mAP": ("bbox_mAP", 100.0, "box AP"),
-    "mIoU": ("mIoU", 1.0, "mIoU (%)"),
-    "energy_mj": ("energy_mJ", 1.0, "energy (mJ)"),
-    "params_m": ("params_M", 1.0, "parameters (M)"),
-}
-# a run's dataset as named in paper_results.csv: (task, classes) -> (name, images of its evaluation split);
-# a run is on that dataset only when it was evaluated on exactly that many images (generated sets, subsets
-# and ``--limit`` evaluations keep their own name)
-DATASETS = {
-    ("classification", 1000): ("ImageNet-1K", 50_000),
-    ("classification", 100): ("CIFAR-100", 10_000),
-    ("classification", 10): ("CIFAR-10", 10_000),
-    ("detection", None): ("MS-COCO val2017", 5_000),
-    ("segmentation", None): ("ADE20K val", 2_000),
-}
 GENERATED_MARK = "spikebench_dataset.json"  # written by bench.data.generate
 
 
