@@ -25,21 +25,6 @@ def _read_json(path: Path) -> object:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def mm_history(run_dir: Path, metric: str, final: object) -> list[dict]:
-    """Training loss per logged iteration of an OpenMMLab run (mmengine's ``vis_data/scalars.json`` of
-    every (resumed) session, later sessions winning), and the record's final ``metric`` at the last one."""
-    by_iter: dict[int, dict] = {}
-    for log in sorted((run_dir / "mm").glob("*/vis_data/scalars.json")):
-        for line in log.read_text().splitlines():
-            row = json.loads(line) if line.strip().startswith("{") else {}
-            if "loss" in row and "iter" in row:
-                by_iter[int(row["iter"])] = dict(iter=int(row["iter"]), train_loss=float(row["loss"]))
-    rows = [by_iter[i] for i in sorted(by_iter)]
-    if rows and isinstance(final, (int, float)) and not pd.isna(final):
-        rows[-1] = dict(rows[-1], **{metric: float(final)})
-    return rows
-
-
 def sweep_figures(runs: pd.DataFrame, sweep: str, out: Path, items: list) -> None:
     """Bit-width, λ, training-curve and firing-rate figures of one sweep (those its axes allow)."""
     metric = PRIMARY.get(str(runs["task"].iloc[0]), "top1")
@@ -56,10 +41,9 @@ def sweep_figures(runs: pd.DataFrame, sweep: str, out: Path, items: list) -> Non
         _figure(fig, out, f"lambda_{sweep}", f"{sweep}: {metric} against the distillation weight λ", items)
     histories, x = {}, "epoch"
     for r in runs.to_dict("records"):
-        h = _read_json(Path(r["run_dir"]) / "metrics.json")
-        if not (isinstance(h, list) and h and "epoch" in h[0]):
-            h, x = mm_history(Path(r["run_dir"]), metric, r.get(metric)), "iter"
-        if h:
+        h = _read_json(Path(r["run_dir"]) / "metrics.json")  # every task writes this format
+        if isinstance(h, list) and h:
+            x = "epoch" if "epoch" in h[0] else "iter"
             histories[f"{r['model']} {r['setting']}".strip() + f" seed={r.get('seed', '')}"] = h
     if histories:
         fig = figures.curves_figure(histories, metric, x=x)

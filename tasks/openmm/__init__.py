@@ -6,4 +6,4 @@ necks (``SimpleFPN``, ``LN2d``) in mmengine's, mmdet's and mmseg's registries (c
 ``type``). Only ``tasks/`` imports the OpenMMLab stack.
 """
 
-from tasks.openmm import backbone, hooks, model, necks  # noqa: F401  (registers modules)
+from tasks.openmm import backbone, history, hooks, model, necks  # noqa: F401  (registers modules)

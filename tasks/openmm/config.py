@@ -168,8 +168,13 @@ def load_config(
     )
     cfg.default_hooks.logger = dict(type="LoggerHook", interval=log_interval, log_metric_by_epoch=False)
     cfg.log_processor = dict(by_epoch=False)
-    hooks = [h for h in cfg.get("custom_hooks") or [] if h["type"] not in ("NeuronResetHook", "RngStateHook")]
-    cfg.custom_hooks = hooks + [dict(type="NeuronResetHook"), dict(type="RngStateHook")]
+    ours = ("NeuronResetHook", "RngStateHook", "HistoryHook")
+    hooks = [h for h in cfg.get("custom_hooks") or [] if h["type"] not in ours]
+    cfg.custom_hooks = hooks + [
+        dict(type="NeuronResetHook"),
+        dict(type="RngStateHook"),
+        dict(type="HistoryHook", interval=log_interval),
+    ]
     cuda = torch.cuda.is_available()
     cfg.env_cfg = dict(
         cudnn_benchmark=False,

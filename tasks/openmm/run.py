@@ -27,6 +27,7 @@ from mmengine.fileio import LocalBackend, register_backend
 from bench.io import atomic_path, write_json_atomic, write_text_atomic
 from bench.registry import model_entry
 from tasks.determinism import DEFAULT_THREADS, deterministic
+from tasks.openmm.history import finish_history
 from tasks.record import environment, previous_ok, stopped_record, trim_measurement
 
 
@@ -217,6 +218,8 @@ def _train_test(
     if missing:
         raise RuntimeError(f"the evaluator gave {sorted(scores)}; missing {missing}")
     record_metrics = dict(values)
+    if os.environ.get("RANK", "0") == "0":
+        finish_history(out, values)
     if extra_metrics is not None:
         record_metrics.update(extra_metrics(runner))
     efficiency = None
