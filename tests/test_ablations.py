@@ -85,6 +85,8 @@ def test_sigkill_of_the_runner_then_rerun_runs_every_point_exactly_once(tmp_path
     assert all(json.loads(b)["status"] == "ok" for b in before.values())
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0 and "Traceback" not in rerun.stderr, rerun.stdout + rerun.stderr
+    noise = [ln for ln in (rerun.stdout + rerun.stderr).splitlines() if "Warning" in ln or "warn(" in ln]
+    assert noise == [], noise  # a classification sweep's terminal: no third-party warning lines
     after = _records(out)
     assert len(list((out / "runs").iterdir())) == 6 and len(after) == 6
     assert {p.name for p in spec.points()} == set(after)
