@@ -21,6 +21,7 @@ TASK = TaskDef(
     run=run,
     metrics=("mIoU", "aAcc", "mAcc"),
     batch="per_gpu",  # mmengine: batch_size is per process
+    openmmlab=True,
 )
 
 __all__ = ["TASK", "DistillConfig", "SegConfig", "config_from_dict"]
