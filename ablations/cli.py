@@ -12,6 +12,8 @@ import yaml
 
 from bench.errors import ConfigError
 
+DIRTY_HELP = "write the table even when its runs ran on uncommitted code (git sha ending in -dirty)"
+
 
 def _params(items: list[str]) -> dict:
     out = {}
@@ -64,6 +66,10 @@ def _sweep(args: argparse.Namespace) -> int:
     root = sweep_dir(spec, args.out)
     if args.action == "status":
         return _status_table(spec, root)
+    from tasks import get_task
+    from tasks.api import require_stack
+
+    require_stack(get_task(spec.task))  # a dense sweep on a core-only setup: one line, nothing started
     executor_cfg = dict(spec.executor)
     kind = args.executor or executor_cfg.pop("kind", "local")
     executor_cfg.pop("kind", None)
@@ -98,6 +104,7 @@ def _sweep(args: argparse.Namespace) -> int:
                 spec.axes,
                 Path(args.table),
                 spec.name,
+                args.allow_dirty,
             )
     counts = ", ".join(
         f"{outcome.count(s)} {s}"
@@ -133,13 +140,15 @@ def _emit_table(
     order: dict | None,
     out_dir: Path,
     name: str,
+    allow_dirty: bool = False,
 ) -> None:
-    """Build, write (CSV/MD/LaTeX) and print an ablation table."""
+    """Build, print and write (CSV/MD/LaTeX) an ablation table (not written for runs of a dirty tree
+    unless ``allow_dirty``)."""
     from ablations.tables import ablation_table, to_markdown, write_table
 
     table, best = ablation_table(df, axes, metrics, baseline, order)
-    paths = write_table(table, best, out_dir, stem=name, caption=f"Ablation {name}")
     print(to_markdown(table, best))
+    paths = write_table(table, best, out_dir, stem=name, caption=f"Ablation {name}", allow_dirty=allow_dirty)
     print("wrote " + ", ".join(map(str, paths)), file=sys.stderr)
     if "status" in df.columns:  # rows the table leaves out are named, never dropped silently
         for _, row in df[df["status"] != "ok"].iterrows():
@@ -198,7 +207,9 @@ def _table(args: argparse.Namespace) -> int:
     order = spec_info.get("axes") if isinstance(spec_info.get("axes"), dict) else None
     out_dir = Path(args.out) if args.out else Path("results") / "tables"
     warn_not_learned(df, axes)
-    _emit_table(df, axes, metrics, baseline, order, out_dir, spec_info.get("name", "ablation"))
+    _emit_table(
+        df, axes, metrics, baseline, order, out_dir, spec_info.get("name", "ablation"), args.allow_dirty
+    )
     return 0
 
 
@@ -230,6 +241,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--table", default=None, help="after the run, write the ablation table (CSV/MD/LaTeX) here"
     )
+    s.add_argument("--allow-dirty", action="store_true", help=DIRTY_HELP)
     s.set_defaults(func=_sweep)
     r = sub.add_parser("results", help="collect a sweep's run records into one table (CSV or Parquet)")
     r.add_argument("source", help="sweep folder or spec")
@@ -245,6 +257,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--baseline", nargs="*", default=None, help="AXIS=VALUE ... (default: the spec's baseline)"
     )
     t.add_argument("--out", default=None, help="output folder (default results/tables)")
+    t.add_argument("--allow-dirty", action="store_true", help=DIRTY_HELP)
     t.set_defaults(func=_table)
     rp = sub.add_parser("report", help="figures, leaderboards, published vs measured and model-index.yml")
     rp.add_argument(

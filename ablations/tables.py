@@ -206,12 +206,50 @@ def _best(table: pd.DataFrame, values: dict, metric: str) -> object:
     return first if not math.isnan(p) and p < ALPHA else None
 
 
-def _fmt(v: object, delta: bool = False) -> str:
+# A spread below this fraction of the mean is float rounding (summation order), not a difference between
+# runs: shown as exact (± 0), e.g. 0.3604 ± 6.8e-17 for a model size that every seed shares.
+FLOAT_NOISE = 1e-9
+SPREAD_DIGITS = 2  # significant digits of the spread; the mean is rounded to the same decimal
+EXACT_DIGITS = 4  # significant digits of a value without spread (n = 1, or exact)
+
+
+def spread(mean: float, std: float) -> float:
+    """``std``, or 0 when it is below float noise relative to ``mean`` (NaN stays NaN: no spread known)."""
+    if pd.isna(std):
+        return math.nan
+    return 0.0 if std <= FLOAT_NOISE * max(abs(mean), 1e-300) else float(std)
+
+
+def column_decimals(means: pd.Series, stds: pd.Series) -> int | None:
+    """Decimals of a column: ``SPREAD_DIGITS`` significant digits of its smallest non-zero spread (so no
+    row's spread is rounded away); None when no row has a spread (every value exact or n = 1)."""
+    spreads = [spread(m, s) for m, s in zip(means, stds, strict=True)]
+    nonzero = [s for s in spreads if not pd.isna(s) and s > 0]
+    if not nonzero:
+        return None
+    return max(0, SPREAD_DIGITS - 1 - math.floor(math.log10(min(nonzero))))
+
+
+def _fmt(v: object, decimals: int | None = None, delta: bool = False) -> str:
+    """A number at ``decimals`` decimals, or ``EXACT_DIGITS`` significant digits when None."""
     if v is None or pd.isna(v):
         return "—"
-    if delta:
-        return f"{v:+.3g}" if abs(v) < 100 else f"{v:+.1f}"
-    return f"{v:.4g}" if abs(v) < 1000 else f"{v:.0f}"
+    sign = "+" if delta else ""
+    if decimals is not None:
+        return f"{round(v, decimals) + 0.0:{sign}.{decimals}f}"  # + 0.0: no "-0.00"
+    if abs(v) >= 10**EXACT_DIGITS:
+        return f"{v:{sign}.0f}"
+    return f"{v:{sign}.{EXACT_DIGITS}g}"
+
+
+def cell(mean: float, std: float, n: int, decimals: int | None) -> str:
+    """``mean ± std`` at the column's decimals; ``mean ± 0`` for an exact value; the mean alone for n < 2."""
+    if n < 2 or pd.isna(std):
+        return _fmt(mean, decimals)
+    s = spread(mean, std)
+    if s == 0:
+        return f"{_fmt(mean, decimals)} ± 0"
+    return f"{_fmt(mean, decimals)} ± {_fmt(s, decimals)}"
 
 
 def _label(col: str) -> str:
@@ -224,14 +262,13 @@ def _cells(table: pd.DataFrame, best: dict) -> tuple[pd.DataFrame, dict[str, lis
     shown = pd.DataFrame(index=table.index)
     bold: dict[str, list[bool]] = {}
     for m in metrics:
-        cells = []
-        for mean, std, n in zip(table[m], table[f"{m} std"], table["n"], strict=True):
-            cells.append(_fmt(mean) if n < 2 or pd.isna(std) else f"{_fmt(mean)} ± {_fmt(std)}")
-        shown[_label(m)] = cells
+        dec = column_decimals(table[m], table[f"{m} std"])
+        rows = zip(table[m], table[f"{m} std"], table["n"], strict=True)
+        shown[_label(m)] = [cell(mean, std, n, dec) for mean, std, n in rows]
         bold[_label(m)] = [best.get(m) is not None and i == best[m] for i in table.index]
         if f"Δ {m}" in table.columns:
             shown[_label(f"Δ {m}")] = [
-                _fmt(d, True) + (MARK_SIG if sig else "")
+                _fmt(d, dec, delta=True) + (MARK_SIG if sig else "")
                 for d, sig in zip(table[f"Δ {m}"], table[f"Δ {m} sig"], strict=True)
             ]
     shown["n"] = [str(int(n)) for n in table["n"]]
@@ -337,10 +374,28 @@ def to_csv(table: pd.DataFrame, best: dict) -> str:
     return csv.reset_index().to_csv(index=False)
 
 
+def check_clean(table: pd.DataFrame) -> None:
+    """One-line ConfigError when a run of the table ran on code with uncommitted changes (``-dirty``)."""
+    dirty = sorted({v for cell in table["git_sha"] for v in str(cell).split() if v.endswith("-dirty")})
+    if dirty:
+        raise ConfigError(
+            f"table: runs of git {', '.join(dirty)} (uncommitted changes: the sha does not name the code); "
+            "allowed: rerun the sweep from a clean commit, or pass --allow-dirty to write the table anyway"
+        )
+
+
 def write_table(
-    table: pd.DataFrame, best: dict, out_dir: str | Path, stem: str = "ablation", caption: str | None = None
+    table: pd.DataFrame,
+    best: dict,
+    out_dir: str | Path,
+    stem: str = "ablation",
+    caption: str | None = None,
+    allow_dirty: bool = False,
 ) -> list[Path]:
-    """``<stem>.csv`` (with ``best_<metric>`` flags), ``<stem>.md`` and ``<stem>.tex`` in ``out_dir``."""
+    """``<stem>.csv`` (with ``best_<metric>`` flags), ``<stem>.md`` and ``<stem>.tex`` in ``out_dir``;
+    refused (``check_clean``) for runs of a dirty tree unless ``allow_dirty``."""
+    if not allow_dirty:
+        check_clean(table)
     out_dir = Path(out_dir)
     return [
         write_text_atomic(out_dir / f"{stem}.csv", to_csv(table, best)),

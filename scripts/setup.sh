@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
-# Create or update .venv/ with the whole pinned stack (torch, timm, mmengine, mmcv ops, mmdet, mmseg).
-# Idempotent: a stamp of the requirement files skips all work when nothing changed.
+# Create or update .venv/ with the pinned stack.
+#   bash scripts/setup.sh           core: torch, timm, pandas, plotting, the sweep tools and the suite
+#                                   (classification, sweeps, tables, report): a few minutes
+#   bash scripts/setup.sh --dense   core + the OpenMMLab stack for detection and segmentation (mmengine,
+#                                   mmcv ops, mmdet, mmseg); scripts/test.sh uses this mode
+# Idempotent: a stamp per mode (a hash of the files it installs from) skips all work when nothing changed.
 # mmcv 2.1.0 is compiled from source once (about 14 min on 2 cores) and its wheel is cached in
 # $SPIKEBENCH_CACHE (default ~/.cache/spikebench); SPIKEBENCH_REBUILD_MMCV=1 ignores the cache.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+MODE=core
+case "${1:-}" in
+  "") ;;
+  --dense) MODE=dense ;;
+  *) echo "setup.sh: unknown option '$1'; allowed: --dense (add the detection/segmentation stack)" >&2; exit 2 ;;
+esac
 PY="${PYTHON:-python3.11}"
 VENV="$ROOT/.venv"
 CACHE="${SPIKEBENCH_CACHE:-$HOME/.cache/spikebench}"
@@ -13,24 +23,35 @@ MMCV_VERSION=2.1.0
 TORCH_VERSION=$(sed -n 's/^torch==//p' requirements/constraints.txt)
 PYTAG=cp$("$PY" -c 'import sys; print(f"{sys.version_info[0]}{sys.version_info[1]}")')
 WHEELDIR="$CACHE/wheels/mmcv-$MMCV_VERSION-torch$TORCH_VERSION-$PYTAG"
-STAMP="$VENV/.spikebench-setup"
+CORE_STAMP="$VENV/.spikebench-setup-core"
+DENSE_STAMP="$VENV/.spikebench-setup"
 log() { echo "[setup] $*" >&2; }
 
-digest=$(cat requirements/*.txt pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$digest" && "${SPIKEBENCH_REBUILD_MMCV:-0}" != 1 ]]; then
-  log "environment up to date ($VENV)"
+CORE_FILES=(requirements/base.txt requirements/dev.txt requirements/ablations.txt requirements/constraints.txt
+  pyproject.toml scripts/setup.sh)
+core_digest=$(cat "${CORE_FILES[@]}" | sha256sum | cut -d' ' -f1)
+dense_digest=$(cat "${CORE_FILES[@]}" requirements/openmmlab*.txt | sha256sum | cut -d' ' -f1)
+fresh() { [[ -f "$1" && "$(cat "$1")" == "$2" ]]; }
+if fresh "$DENSE_STAMP" "$dense_digest" && [[ "${SPIKEBENCH_REBUILD_MMCV:-0}" != 1 ]] \
+  || { [[ $MODE == core ]] && fresh "$CORE_STAMP" "$core_digest"; }; then
+  log "environment up to date ($VENV, $MODE)"
   exit 0
 fi
 
 [[ -x "$VENV/bin/python" ]] || { log "creating $VENV"; "$PY" -m venv "$VENV"; }
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
-log "installing torch, timm, mmengine and friends"
-"${PIP[@]}" install -q -c requirements/constraints.txt -r requirements/base.txt -r requirements/dev.txt \
-  -r requirements/ablations.txt
-# spikingjelly is only the reference neuron in perf/; its declared deps pull CUDA-free extras we do not want.
-"${PIP[@]}" install -q --no-deps -c requirements/constraints.txt spikingjelly
-# NeuroBench (tests/test_neurobench.py): installed without its declared deps (see requirements/dev.txt).
-"${PIP[@]}" install -q --no-deps -c requirements/constraints.txt neurobench snntorch
+
+install_core() {
+  log "installing the core stack: torch, timm, pandas, matplotlib, scipy, the sweep tools"
+  "${PIP[@]}" install -q -c requirements/constraints.txt -r requirements/base.txt -r requirements/dev.txt \
+    -r requirements/ablations.txt
+  # spikingjelly is only the reference neuron in perf/; its declared deps pull CUDA-free extras we do not want.
+  # NeuroBench (tests/test_neurobench.py): installed without its declared deps (see requirements/dev.txt).
+  "${PIP[@]}" install -q --no-deps -c requirements/constraints.txt spikingjelly neurobench snntorch
+  "${PIP[@]}" install -q --no-deps -e .
+  "$VENV/bin/python" -c "import timm, torchvision, pandas, scipy, matplotlib, bench; print('core stack ok')"
+  echo "$core_digest" > "$CORE_STAMP"
+}
 
 build_mmcv() {
   local tmp; tmp=$(mktemp -d)
@@ -46,14 +67,21 @@ build_mmcv() {
   local whl; whl=$(ls "$tmp"/out/mmcv-*.whl)
   cp "$whl" "$WHEELDIR/.partial" && mv "$WHEELDIR/.partial" "$WHEELDIR/$(basename "$whl")"
 }
-if [[ "${SPIKEBENCH_REBUILD_MMCV:-0}" == 1 ]] || ! ls "$WHEELDIR"/mmcv-*.whl >/dev/null 2>&1; then
-  build_mmcv
-else
-  log "using cached mmcv wheel from $WHEELDIR"
-fi
-"${PIP[@]}" install -q --no-deps --force-reinstall "$(ls "$WHEELDIR"/mmcv-*.whl | head -n1)"
-"${PIP[@]}" install -q -c requirements/constraints.txt -r requirements/openmmlab.txt
-"${PIP[@]}" install -q --no-deps -e .
-"$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, timm, torchvision.ops; print('stack ok: mmcv', mmcv.__version__)"
-echo "$digest" > "$STAMP"
-log "done"
+
+install_dense() {
+  log "installing the OpenMMLab stack: mmengine, mmcv ops, mmdet, mmseg"
+  "${PIP[@]}" install -q -c requirements/constraints.txt -r requirements/openmmlab-build.txt
+  if [[ "${SPIKEBENCH_REBUILD_MMCV:-0}" == 1 ]] || ! ls "$WHEELDIR"/mmcv-*.whl >/dev/null 2>&1; then
+    build_mmcv
+  else
+    log "using cached mmcv wheel from $WHEELDIR"
+  fi
+  "${PIP[@]}" install -q --no-deps --force-reinstall "$(ls "$WHEELDIR"/mmcv-*.whl | head -n1)"
+  "${PIP[@]}" install -q -c requirements/constraints.txt -r requirements/openmmlab.txt
+  "$VENV/bin/python" -c "import mmcv.ops, mmdet, mmseg, timm, torchvision.ops; print('stack ok: mmcv', mmcv.__version__)"
+  echo "$dense_digest" > "$DENSE_STAMP"
+}
+
+fresh "$CORE_STAMP" "$core_digest" || install_core
+[[ $MODE == dense ]] && install_dense
+log "done ($MODE)"

@@ -20,6 +20,7 @@ Robustness contract (``ablations/status.py`` reads what a task leaves):
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,33 @@ class TaskDef:
     build_untrained: Callable[..., Any] | None = None
     # registry model -> (paper_results.csv model, variant) of its published row, for published vs measured
     paper_rows: Callable[[], dict] | None = None
+    openmmlab: bool = False  # runs on mmengine/mmcv/mmdet/mmseg (installed by ``scripts/setup.sh --dense``)
+
+
+OPENMMLAB = ("mmengine", "mmcv", "mmdet", "mmseg")
+DENSE_SETUP = "bash scripts/setup.sh --dense"
+
+
+class MissingStackError(ConfigError):
+    """A dense task was asked for on a core-only setup (no OpenMMLab stack)."""
+
+
+def require_openmmlab(what: str = "detection/segmentation") -> None:
+    """Stop with one line naming the install command when the OpenMMLab stack is not installed (the core
+    setup, ``scripts/setup.sh``, installs classification alone). Looks the packages up without importing."""
+    missing = [m for m in OPENMMLAB if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingStackError(
+            f"{what}: needs the OpenMMLab stack, not installed here (missing: {', '.join(missing)}); "
+            f"install it with `{DENSE_SETUP}` (about 14 min on 2 cores the first time: mmcv compiles from "
+            "source; a few minutes from its cached wheel)"
+        )
+
+
+def require_stack(task: TaskDef) -> None:
+    """``require_openmmlab`` for a task that runs on the OpenMMLab stack; nothing for the others."""
+    if task.openmmlab:
+        require_openmmlab(task.name)
 
 
 def run_config(task: TaskDef, config: dict, out: str | Path, progress: bool = False) -> dict:

@@ -14,8 +14,19 @@ from ablations.executors import LocalPool
 from ablations.runner import point_dir, run_sweep
 from ablations.spec import SpecError, load_spec
 from ablations.store import collect
-from ablations.tables import ablation_table, compare, to_csv, to_latex, to_markdown, write_table
+from ablations.tables import (
+    ablation_table,
+    cell,
+    column_decimals,
+    compare,
+    spread,
+    to_csv,
+    to_latex,
+    to_markdown,
+    write_table,
+)
 from bench.data.generate import write_imagenet_folder
+from bench.errors import ConfigError
 from tasks import get_task
 from tasks.health import chance_threshold, learning_flags
 
@@ -88,8 +99,10 @@ def test_significance_and_best_on_constructed_data():
 
     md = to_markdown(table, best)
     rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("|")}
-    assert "**81.12 ± 1.109**" in rows["8"] and "+9.62*" in rows["8"]
-    assert "| -0.125 " in rows["4"] and "-0.125*" not in rows["4"] and "-3.5*" in rows["4"]
+    # top-1 decimals from its smallest spread (0.58: 2 significant digits -> 2 decimals); size is exact
+    assert "**81.12 ± 1.11**" in rows["8"] and "+9.62*" in rows["8"]
+    assert "| -0.12 " in rows["4"] and "-0.12*" not in rows["4"] and "-3.5*" in rows["4"]
+    assert "| 0.5 ± 0 " in rows["4"]
     assert "† chance 4/4" in rows["2"] and "**" not in rows["2"]
     assert "Mean ± sample standard deviation" in md and "paired by seed" in md and "Welch" in md
     assert "Provenance: git abc123; threads 1; host box;" in md and "seeds 0, 1, 10, 11, 12, 13, 2, 3" in md
@@ -99,6 +112,44 @@ def test_significance_and_best_on_constructed_data():
     csv = pd.read_csv(pd.io.common.StringIO(to_csv(table, best)))
     assert {"top1", "top1 std", "Δ top1 p", "Δ top1 sig", "n", "flag", "git_sha", "best_top1"} <= set(csv)
     assert csv.loc[csv["bits"] == 8, "best_top1"].item() and not csv.loc[csv["bits"] == 2, "best_top1"].item()
+
+
+def test_numbers_are_printed_to_the_digits_their_spread_supports():
+    seeds = [0, 1, 2]
+    runs = _runs("32", [71.0, 73.5, 74.25], seeds) + _runs("2", [45.5, 47.0, 46.0], seeds)
+    df = pd.DataFrame(runs).assign(energy_mJ=[0.011934, 0.011931, 0.011935, 0.011902, 0.011899, 0.011903])
+    # a model size every seed shares, summed in another order per run: float noise, not a spread
+    df["size_MB"] = [0.36039999999999994, 0.3604, 0.36040000000000005] * 2
+    table, best = ablation_table(df, ["bits"], ["top1", "energy_mJ", "size_MB"], baseline={"bits": 32})
+    md = to_markdown(table, best)
+    rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("|")}
+    # top-1 spreads 1.70 and 0.76: two significant digits of the smallest -> 2 decimals, means alike
+    assert "**72.92 ± 1.70**" in rows["32"] and "| 46.17 ± 0.76 " in rows["2"]
+    assert "| -26.75* " in rows["2"]
+    # energy: spreads of ~2e-6 -> 7 decimals; size: exact, shown with 4 significant digits and ± 0
+    assert "| 0.0119333 ± 0.0000021 " in rows["32"]
+    assert "| 0.3604 ± 0 " in rows["32"] and "e-17" not in md
+    tex = to_latex(table, best)
+    assert "72.92 $\\pm$ 1.70" in tex and "0.3604 $\\pm$ 0" in tex
+    csv = pd.read_csv(pd.io.common.StringIO(to_csv(table, best)))
+    assert csv.loc[csv["bits"] == 32, "top1"].item() == pytest.approx((71.0 + 73.5 + 74.25) / 3, abs=1e-12)
+    # the rules themselves
+    assert spread(0.3604, 6.799e-17) == 0 and spread(72.9, 1.7) == 1.7
+    assert column_decimals(pd.Series([45.67, 71.17]), pd.Series([11.59, 20.25])) == 0
+    assert column_decimals(pd.Series([1.0]), pd.Series([0.0])) is None
+    assert cell(45.67, 11.59, 3, 0) == "46 ± 12" and cell(0.5, float("nan"), 1, None) == "0.5"
+
+
+def test_dirty_runs_are_refused_unless_asked(tmp_path):
+    df = pd.DataFrame(_runs("32", [70.0, 72.0], [0, 1]) + _runs("2", [50.0, 51.0], [0, 1]))
+    df.loc[df["bits"] == "2", "env.git_sha"] = "abc123-dirty"
+    table, best = ablation_table(df, ["bits"], ["top1"], baseline={"bits": 32})
+    with pytest.raises(ConfigError) as err:
+        write_table(table, best, tmp_path / "t")
+    assert "abc123-dirty" in str(err.value) and "--allow-dirty" in str(err.value)
+    assert "\n" not in str(err.value) and not (tmp_path / "t").exists()
+    paths = write_table(table, best, tmp_path / "t", allow_dirty=True)
+    assert "git abc123, abc123-dirty" in paths[1].read_text()
 
 
 def test_runs_that_did_not_learn_are_flagged():
@@ -154,7 +205,8 @@ def test_three_seed_spec_gives_mean_std_columns_with_provenance(tmp_path, data):
     table, best = ablation_table(df, list(spec.axes), ["top1", "energy_mJ"], spec.baseline, spec.axes)
     assert list(table["n"]) == [3, 3] and table["top1 std"].notna().all()
     assert table.loc["sew", "Δ top1 test"] in ("paired-t", "exact")  # same seeds: paired
-    paths = write_table(table, best, tmp_path / "tables", stem="seeds")
+    # allow_dirty: these runs ran on whatever tree runs the tests (refusal: test_dirty_runs_are_refused)
+    paths = write_table(table, best, tmp_path / "tables", stem="seeds", allow_dirty=True)
     md = paths[1].read_text()
     assert " ± " in md and "| n " in md and "seeds 0, 1, 2; n = 3 per row" in md
     assert "threads 1" in md and "git " in md

@@ -113,7 +113,8 @@ def build_report(
         except ConfigError as err:
             paper_note = f"Published-vs-measured tables not written: {err}"
         if published is not None:
-            configs = paper_configs(mapping, every_paper_model=paper_models)
+            # whole dense models are built with the OpenMMLab stack: only for a report with dense runs
+            configs = paper_configs(mapping, every_paper_model=paper_models, dense=_has_dense(runs))
             table = compare(published, runs, configs, mapping, not_reproduced)
             written += write_paper_tables(table, configs, out)
     written.append(write_model_index(model_index(good, published), out / "model-index.yml"))
@@ -129,6 +130,13 @@ def build_report(
     written.append(_index(out, boards, items, published is not None, paper_note, excluded, runs))
     _manifest(out, written)
     return written
+
+
+def _has_dense(runs: pd.DataFrame) -> bool:
+    """Whether any record is of a task that runs on the OpenMMLab stack."""
+    from tasks import get_task
+
+    return any(get_task(str(t)).openmmlab for t in runs["task"].dropna().unique())
 
 
 def _manifest(out: Path, written: list[Path]) -> None:
@@ -189,7 +197,8 @@ def _index(
             "reproduced*, with the reason.",
             "- [paper_configs.md](paper_configs.md) ([CSV](paper_configs.csv)): parameters, true MB and "
             "paper MB of every paper configuration, built without training; dense paper configs as the "
-            "whole model with its backbone / neck / head split.",
+            "whole model with its backbone / neck / head split (only in a report with dense runs: they are "
+            "built with the OpenMMLab stack).",
         ]
     else:
         lines.append(paper_note)

@@ -160,11 +160,12 @@ def _runs_of(runs: pd.DataFrame, cfg: PaperConfig, dataset: str) -> pd.DataFrame
 
 
 def paper_configs(
-    mapping: tuple[PaperConfig, ...] | None = None, every_paper_model: bool = True
+    mapping: tuple[PaperConfig, ...] | None = None, every_paper_model: bool = True, dense: bool = True
 ) -> pd.DataFrame:
     """Parameters, true MB and paper MB of every mapped configuration (and, with ``every_paper_model``,
     of every registered paper-size model), built on the meta device; ``config`` = ``classifier`` (the
-    registry model), or the dense paper config (whole model, split into backbone / neck / head)."""
+    registry model), or, with ``dense``, the dense paper config (whole model, split into backbone / neck /
+    head; built with the OpenMMLab stack)."""
     import torch
 
     from bench.measure.size import model_size, param_summary
@@ -198,8 +199,8 @@ def paper_configs(
                     mapped=any(c.name == name for c in mapping),
                 )
             )
-    dense = {json.dumps(c.dense, sort_keys=True): c for c in mapping if c.dense}
-    rows += [_dense_config(c) for c in dense.values()]
+    wholes = {json.dumps(c.dense, sort_keys=True): c for c in mapping if c.dense} if dense else {}
+    rows += [_dense_config(c) for c in wholes.values()]
     return pd.DataFrame(rows)
 
 

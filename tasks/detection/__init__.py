@@ -36,6 +36,7 @@ TASK = TaskDef(
     run=run,
     metrics=BOX_METRICS + MASK_METRICS,
     batch="per_gpu",  # mmengine: batch_size is per process
+    openmmlab=True,
 )
 
 __all__ = [

@@ -15,6 +15,7 @@ from torch import Tensor
 from bench.data.datasets import resolve_dense_data
 from bench.errors import ConfigError
 from bench.io import write_json_atomic
+from tasks.api import require_openmmlab
 from tasks.detection.config import DetConfig
 
 CUSTOM_IMPORTS = [
@@ -86,6 +87,7 @@ def build_config(cfg: DetConfig, data_root: Path, work_dir: Path, teacher: str |
 
 def train_detection(cfg: DetConfig, out: Path, progress: bool = False) -> dict:
     """Validate the data, train (resuming), test with the real CocoMetric, measure, record."""
+    require_openmmlab("detection")
     from tasks.openmm.run import run_openmm
 
     import_modules()
@@ -145,6 +147,7 @@ def test_detection(
     progress: bool = True,
 ) -> dict:
     """Evaluate a run directory (its newest checkpoint) or a checkpoint with its mm config file."""
+    require_openmmlab("detection")
     from mmengine.config import Config
     from mmengine.runner import Runner
 

@@ -6,4 +6,8 @@ necks (``SimpleFPN``, ``LN2d``) in mmengine's, mmdet's and mmseg's registries (c
 ``type``). Only ``tasks/`` imports the OpenMMLab stack.
 """
 
-from tasks.openmm import backbone, history, hooks, model, necks  # noqa: F401  (registers modules)
+from tasks.api import require_openmmlab
+
+require_openmmlab()  # a core-only setup stops here with one line naming `scripts/setup.sh --dense`
+
+from tasks.openmm import backbone, history, hooks, model, necks  # noqa: E402, F401  (registers modules)

@@ -29,6 +29,7 @@ TASK = TaskDef(
     metrics=("mIoU", "aAcc", "mAcc"),
     batch="per_gpu",  # mmengine: batch_size is per process
     build_untrained=build_untrained,
+    openmmlab=True,
 )
 
 __all__ = ["TASK", "DistillConfig", "SegConfig", "config_from_dict"]

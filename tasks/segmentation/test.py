@@ -44,6 +44,9 @@ def test(
     out: str | None = None,
 ) -> dict:
     """mIoU/aAcc/mAcc (and per-class IoU) of a checkpoint on the test split; nothing in the run is written."""
+    from tasks.api import require_openmmlab
+
+    require_openmmlab("segmentation")
     from mmengine.config import Config
     from mmengine.runner import Runner
 
