@@ -81,7 +81,7 @@ def _sweep(args: argparse.Namespace) -> int:
     if outcome.count("ok"):
         from ablations.store import collect
 
-        df = collect(root)
+        df = collect(root, hardware=spec.hardware)
         warn_not_learned(df, list(spec.axes) + (["seed"] if spec.seeds else []))
         if args.table:
             _emit_table(
@@ -156,11 +156,15 @@ def _results(args: argparse.Namespace) -> int:
     from ablations.store import collect, write_results
 
     root, _ = _source(args.source, args.sweep_dir)
-    df = collect(root)
+    df = collect(root, hardware=args.hardware)
     out = write_results(df, args.out) if args.out else None
     print(
         df[
-            [c for c in ("run", "status", "top1", "energy_mJ", "size_MB", "reason") if c in df.columns]
+            [
+                c
+                for c in ("run", "status", "top1", "energy_mJ", "energy_hw_mJ", "size_MB", "reason")
+                if c in df.columns
+            ]
         ].to_markdown(index=False)
     )
     if out:
@@ -179,7 +183,7 @@ def _table(args: argparse.Namespace) -> int:
         df = pd.read_csv(src) if src.suffix == ".csv" else pd.read_parquet(src)
     else:
         root, spec = _source(args.source, args.sweep_dir)
-        df = collect(root)
+        df = collect(root, hardware=spec.hardware if spec is not None else None)
         spec_info = json.loads((root / "spec.json").read_text()) if (root / "spec.json").exists() else {}
         if spec is not None:
             spec_info = dict(axes=spec.axes, baseline=spec.baseline, metrics=spec.metrics, name=spec.name)
@@ -228,6 +232,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("source", help="sweep folder or spec")
     r.add_argument("--sweep-dir", default=None, help="sweep folder when SOURCE is a spec with a custom --out")
     r.add_argument("--out", default=None, help="results.csv or results.parquet")
+    r.add_argument(
+        "--hardware",
+        default=None,
+        help="report energy_hw_mJ under this preset or YAML file, recomputed from each run's efficiency.json "
+        "without training (default: the spec's hardware)",
+    )
     r.set_defaults(func=_results)
     t = sub.add_parser("table", help="paper-ready ablation table (CSV, Markdown, LaTeX)")
     t.add_argument("source", help="spec, sweep folder, or results CSV/Parquet")

@@ -47,13 +47,31 @@ def _metrics(result: dict) -> dict:
     return out
 
 
-def collect(root: str | Path) -> pd.DataFrame:
-    """One row per run directory under ``root`` (a sweep folder, or a folder of run folders)."""
+def _energy_hw(run: Path, eff: dict, hardware: str | None) -> dict:
+    """``energy_hw_mJ`` under ``hardware``: the record's own when it was measured so, else recomputed from
+    the run's ``efficiency.json`` (no model, no training; the record is not rewritten)."""
+    own = ((eff.get("conventions") or {}).get("energy_hw") or {}).get("hardware")
+    if hardware is None or own is None or own == Path(hardware).stem:
+        return {"energy_hw_hardware": own} if own else {}
+    from bench.measure.remeasure import energy_hw_of_record
+
+    try:
+        e = energy_hw_of_record(_read(run / "efficiency.json"), hardware)
+    except (ConfigError, KeyError):
+        return {"energy_hw_hardware": own}  # a dense or older record: keeps the preset it was measured under
+    return dict(energy_hw_mJ=e["energy_hw_mJ"], energy_hw_hardware=e["conventions"]["hardware"])
+
+
+def collect(root: str | Path, hardware: str | None = None) -> pd.DataFrame:
+    """One row per run directory under ``root`` (a sweep folder, or a folder of run folders).
+
+    ``hardware``: report ``energy_hw_mJ`` under this preset (default: the sweep spec's ``hardware``)."""
     root = Path(root)
     runs_dir = root / "runs" if (root / "runs").is_dir() else root
     if not runs_dir.is_dir():
         raise ConfigError(f"{root}: no such results folder")
     spec = _read(root / "spec.json")
+    hardware = hardware or spec.get("hardware")
     values = {p["name"]: p["values"] for p in spec.get("points", [])}
     rows = []
     has_files = [  # ".teachers" holds runs that points distil from, not points
@@ -81,6 +99,7 @@ def collect(root: str | Path) -> pd.DataFrame:
         for k, v in eff.items():
             if not isinstance(v, (dict, list)):
                 row[k] = v
+        row.update(_energy_hw(run, eff, hardware))
         firing = _read(run / "efficiency.json").get("firing_rates")
         row["flag"] = "; ".join(learning_flags(result, firing)) if row["status"] == "ok" else ""
         flat_env: dict = {}

@@ -201,3 +201,21 @@ def test_results_store_and_paper_table(tmp_path, data):
     paths = write_table(table, best, tmp_path / "tables", stem="bits")
     assert [p.suffix for p in paths] == [".csv", ".md", ".tex"]
     assert "best_size_MB" in paths[0].read_text().splitlines()[0]
+    # energy_hw sees the weight bits (energy_mJ does not); re-measured under another preset without
+    # training, from efficiency.json, leaving every record byte as it was
+    hw = df.set_index("bits")["energy_hw_mJ"]
+    assert hw[4] < hw[32] and set(df["energy_hw_hardware"]) == {"45nm"}
+    before = _records(root)
+    loihi = collect(root, hardware="loihi")
+    assert (
+        set(loihi["energy_hw_hardware"]) == {"loihi"} and (loihi["energy_hw_mJ"] != df["energy_hw_mJ"]).all()
+    )
+    from bench.cli import main
+
+    assert main(["remeasure", str(root), "--hardware", "paper-45nm"]) == 0
+    for run in (root / "runs").iterdir():
+        paper = json.loads((run / "energy_hw" / "paper-45nm-inference.json").read_text())
+        assert paper["energy_hw_mJ"] == pytest.approx(
+            json.loads((run / "result.json").read_text())["efficiency"]["energy_mJ"], rel=1e-12
+        )
+    assert _records(root) == before
