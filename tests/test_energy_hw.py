@@ -222,3 +222,39 @@ def test_bad_hardware_files_name_the_file_and_field(tmp_path):
         and hw.widths["membrane_bits"] == 8
         and hw.sources["widths.membrane_bits"] == "my chip"
     )
+
+
+class _Neck(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(10, 6)
+
+    def forward(self, feats):
+        return (self.fc(feats[0]),)
+
+
+class _Detector(nn.Module):
+    """A backbone + neck + head model in OpenMMLab's attribute layout (no OpenMMLab needed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = bench.create_model("qsd_tiny", num_classes=10)
+        self.neck = _Neck()
+        self.bbox_head = nn.Linear(6, 4)
+
+    def forward(self, x):  # pragma: no cover - WholeModel runs the parts
+        raise NotImplementedError
+
+
+def test_dense_parts_carry_energy_hw_and_add_up_to_the_whole():
+    pytest.importorskip("mmdet")  # tasks.openmm needs the OpenMMLab stack
+    from tasks.openmm.measure import measure_whole_model
+
+    eff = measure_whole_model(_Detector(), [torch.randn(1, 3, 32, 32)], latency_repeats=1)
+    parts = eff["parts"]
+    assert set(parts) == {"backbone", "neck", "head"}
+    assert sum(p["energy_hw_mJ"] for p in parts.values()) == pytest.approx(eff["energy_hw_mJ"], rel=1e-12)
+    assert all(p["energy_hw_mJ"] > 0 for p in parts.values())
+    assert parts["backbone"]["energy_hw_breakdown_mJ"]["neuron_state"] > 0
+    assert parts["neck"]["energy_hw_breakdown_mJ"]["neuron_state"] == 0  # an ANN neck has no membranes
+    assert "part_energy_hw" in eff["conventions"]
