@@ -207,6 +207,23 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _twin(args: argparse.Namespace) -> int:
+    from ablations.report.twin import write_twin_report
+
+    paths = write_twin_report(args.models, args.hardware, args.out, args.img_size, reuse=args.reuse)
+    summary = json.loads(paths[-1].read_text())
+    for name in args.models:
+        for s in summary[name]["sweeps"]:
+            cross = "none in range" if s["crossover_rate"] is None else f"{s['crossover_rate']:.4f}"
+            print(
+                f"{name} [{s['hardware']}]: measured rate {s['measured_rate']:.4f}, energy_hw "
+                f"{s['measured_energy_hw_mJ']:.4g} mJ; twin ({s['twin_activation_bits']}-bit) "
+                f"{s['twin_energy_hw_mJ']:.4g} mJ; crossover rate {cross}"
+            )
+    print(f"wrote {len(paths)} files under {args.out}", file=sys.stderr)
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``sweep``, ``results`` and ``table`` to the spikebench CLI."""
     s = sub.add_parser("sweep", help="run, inspect or retry an ablation sweep from a YAML spec")
@@ -261,3 +278,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     rp.add_argument("--no-paper", action="store_true", help="skip the published-vs-measured tables")
     rp.set_defaults(func=_report)
+    tw = sub.add_parser(
+        "twin", help="energy_hw of spiking models vs their quantized-ANN twins against the firing rate"
+    )
+    tw.add_argument("--models", nargs="+", default=["qsd_tiny", "sdt_tiny", "sdtv2_tiny"])
+    tw.add_argument("--hardware", nargs="+", default=["45nm", "loihi"], help="presets or YAML files")
+    tw.add_argument("--img-size", type=int, default=None, help="default: each model's own")
+    tw.add_argument("--reuse", choices=("inference", "step", "use"), default="inference")
+    tw.add_argument("--out", default="results/report", help="output folder (default results/report)")
+    tw.set_defaults(func=_twin)

@@ -258,3 +258,29 @@ def test_dense_parts_carry_energy_hw_and_add_up_to_the_whole():
     assert parts["backbone"]["energy_hw_breakdown_mJ"]["neuron_state"] > 0
     assert parts["neck"]["energy_hw_breakdown_mJ"]["neuron_state"] == 0  # an ANN neck has no membranes
     assert "part_energy_hw" in eff["conventions"]
+
+
+def test_quantized_ann_twin_and_the_crossover_firing_rate():
+    from bench.measure.remeasure import energy_hw_of_record
+    from bench.measure.twin import rate_sweep, scaled_record, twin_bits, twin_record
+
+    assert (twin_bits(5, 1), twin_bits(4, 4), twin_bits(1, 4)) == (3, 5, 3)  # ceil(log2(T D + 1))
+    rec = profile_model(
+        bench.create_model("sdtv2_tiny"),
+        [torch.randn(1, 3, 32, 32)],
+        latency_repeats=1,
+        check_inference=False,
+    )
+    twin, bits = twin_record(rec)
+    assert bits == twin_bits(rec["T"], 1) and twin["SOPs_G"] == 0 and twin["firing_rates"] is None
+    spiking_macs = sum(r["macs"] for r in rec["layers"] if not r["first_layer"])
+    assert sum(r["mac_ops"] for r in twin["layers"] if not r["first_layer"]) == pytest.approx(
+        spiking_macs / rec["T"]
+    )
+    assert energy_hw_of_record(twin, "45nm", real_bits=bits)["energy_hw_breakdown_mJ"]["neuron_state"] == 0
+    s = rate_sweep(rec, "45nm", points=21)
+    assert s["measured_energy_hw_mJ"] == pytest.approx(rec["energy_hw_mJ"], rel=1e-9)  # from the record alone
+    assert all(a < b for a, b in zip(s["energy_hw_mJ"], s["energy_hw_mJ"][1:], strict=False))
+    assert s["crossover_rate"] is not None
+    at = scaled_record(rec, s["crossover_rate"] / rec["fr_mean"])
+    assert energy_hw_of_record(at, "45nm")["energy_hw_mJ"] == pytest.approx(s["twin_energy_hw_mJ"], rel=1e-3)

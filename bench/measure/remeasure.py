@@ -19,8 +19,11 @@ from bench.measure.hardware_model import Hardware, load_hardware
 NEEDED = ("in_planes", "spikes_in", "out_elems", "params", "bits_w")
 
 
-def energy_hw_of_record(record: dict, hardware: str | Hardware, reuse: str = "inference") -> dict:
-    """``energy_hw`` of a profile record (``profile_model``'s dict or ``efficiency.json``)."""
+def energy_hw_of_record(
+    record: dict, hardware: str | Hardware, reuse: str = "inference", real_bits: int | None = None
+) -> dict:
+    """``energy_hw`` of a profile record (``profile_model``'s dict or ``efficiency.json``); ``real_bits``:
+    width of real activations other than pixels (None: float)."""
     hw = hardware if isinstance(hardware, Hardware) else load_hardware(hardware)
     layers = record.get("layers")
     if not isinstance(layers, list) or any(k not in row for row in layers for k in NEEDED):
@@ -44,6 +47,7 @@ def energy_hw_of_record(record: dict, hardware: str | Hardware, reuse: str = "in
         bits_w=record.get("bits_w", 32),
         totals=totals,
         reuse=reuse,
+        real_bits=real_bits,
     )
 
 
