@@ -58,6 +58,12 @@ def _sweep(args: argparse.Namespace) -> int:
     root = sweep_dir(spec, args.out)
     if args.action == "status":
         return _status_table(spec, root)
+    if args.action == "remeasure":
+        from ablations.remeasure import remeasure_sweep
+
+        paths = remeasure_sweep(spec, root, args.hardware or spec.hardware, args.reuse)
+        print(f"wrote {len(paths)} energy_hw records under {root}/runs/*/energy_hw/", file=sys.stderr)
+        return 0
     executor_cfg = dict(spec.executor)
     kind = args.executor or executor_cfg.pop("kind", "local")
     executor_cfg.pop("kind", None)
@@ -227,7 +233,7 @@ def _twin(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``sweep``, ``results`` and ``table`` to the spikebench CLI."""
     s = sub.add_parser("sweep", help="run, inspect or retry an ablation sweep from a YAML spec")
-    s.add_argument("action", choices=("run", "status", "retry"))
+    s.add_argument("action", choices=("run", "status", "retry", "remeasure"))
     s.add_argument("spec", help="sweep spec (YAML), e.g. ablations/specs/sdt_ablation_tiny.yaml")
     s.add_argument(
         "--executor", choices=("local", "submitit", "ray"), default=None, help="default: spec or local"
@@ -244,6 +250,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument(
         "--table", default=None, help="after the run, write the ablation table (CSV/MD/LaTeX) here"
     )
+    s.add_argument(
+        "--hardware", default=None, help="remeasure: energy_hw preset or YAML file (default: the spec's)"
+    )
+    s.add_argument("--reuse", choices=("inference", "step", "use"), default="inference", help="remeasure")
     s.set_defaults(func=_sweep)
     r = sub.add_parser("results", help="collect a sweep's run records into one table (CSV or Parquet)")
     r.add_argument("source", help="sweep folder or spec")

@@ -39,6 +39,8 @@ class TaskDef:
     run: Callable[..., dict]  # run(config: dict, out: Path, progress: bool = False) -> result record
     metrics: tuple[str, ...]  # metric keys of result.json, the primary one first
     batch: str = "global"  # what a config's batch_size counts: the global batch or "per_gpu"
+    # reprofile(run_dir, hardware, reuse) -> profile record of the run's final weights (no training), or None
+    reprofile: Callable[..., dict] | None = None
 
 
 def run_config(task: TaskDef, config: dict, out: str | Path, progress: bool = False) -> dict:

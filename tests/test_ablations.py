@@ -219,3 +219,21 @@ def test_results_store_and_paper_table(tmp_path, data):
             json.loads((run / "result.json").read_text())["efficiency"]["energy_mJ"], rel=1e-12
         )
     assert _records(root) == before
+    # a run profiled before energy_hw existed (no traffic columns): re-profiled from checkpoints/last.pt on
+    # its own evaluation batches, no training; the same weights and batches give the same energy
+    from ablations.remeasure import remeasure_sweep
+
+    run = sorted((root / "runs").iterdir())[0]
+    eff_path = run / "efficiency.json"
+    eff = json.loads(eff_path.read_text())
+    want = collect(root, hardware="loihi").set_index("run").loc[run.name, "energy_hw_mJ"]
+    eff_path.write_text(json.dumps(dict(eff, layers=[{"layer": r["layer"]} for r in eff["layers"]])))
+    paths = remeasure_sweep(spec, root, "loihi")
+    again = json.loads((run / "energy_hw" / "loihi-inference.json").read_text())
+    assert len(paths) == 2 and again["source"] == "checkpoints/last.pt, re-profiled"
+    assert again["energy_hw_mJ"] == pytest.approx(want, rel=1e-9)
+    assert (
+        collect(root, hardware="loihi").set_index("run").loc[run.name, "energy_hw_mJ"]
+        == again["energy_hw_mJ"]
+    )
+    assert _records(root) == before

@@ -60,7 +60,7 @@ def write_twin_report(
     reuse: str = "inference",
 ) -> list[Path]:
     """Profile each model (untrained weights, generated images), sweep its rates, write
-    ``figures/twin_<model>.png/.pdf`` and ``twin.json`` (the curves, crossovers and conventions) under ``out``."""
+    ``figures/twin_<model>.png/.pdf`` and ``twin.json`` (curves, crossovers, conventions) under ``out``."""
     from bench.images import generated_images
     from bench.registry import create_model, model_entry
 

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from tasks.api import TaskDef
 from tasks.classification.config import DistillConfig, TrainConfig, config_from_dict
+from tasks.classification.remeasure import reprofile
 from tasks.classification.train import train
 
 
@@ -19,6 +20,7 @@ TASK = TaskDef(
     config_from_dict=config_from_dict,
     run=run,
     metrics=("top1", "top5"),
+    reprofile=reprofile,
 )
 
 __all__ = ["TASK", "DistillConfig", "TrainConfig", "config_from_dict", "train"]
