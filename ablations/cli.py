@@ -66,6 +66,12 @@ def _sweep(args: argparse.Namespace) -> int:
     root = sweep_dir(spec, args.out)
     if args.action == "status":
         return _status_table(spec, root)
+    if args.action == "remeasure":
+        from ablations.remeasure import remeasure_sweep
+
+        paths = remeasure_sweep(spec, root, args.hardware or spec.hardware, args.reuse)
+        print(f"wrote {len(paths)} energy_hw records under {root}/runs/*/energy_hw/", file=sys.stderr)
+        return 0
     from tasks import get_task
     from tasks.api import require_stack
 
@@ -93,7 +99,7 @@ def _sweep(args: argparse.Namespace) -> int:
     if outcome.count("ok"):
         from ablations.store import collect
 
-        df = collect(root)
+        df = collect(root, hardware=spec.hardware)
         warn_not_learned(df, list(spec.axes) + (["seed"] if spec.seeds else []))
         if args.table:
             _emit_table(
@@ -173,11 +179,11 @@ def _results(args: argparse.Namespace) -> int:
     from ablations.store import collect, write_results
 
     root, _ = _source(args.source, args.sweep_dir)
-    df = collect(root)
+    df = collect(root, hardware=args.hardware)
     out = write_results(df, args.out) if args.out else None
     tasks = [t for t in df.get("task", pd.Series(dtype=str)).dropna().unique()]
     shown = [m for t in tasks for m in headline_metrics(t, [])]
-    columns = ["run", "status", *dict.fromkeys(shown or ["top1"]), "energy_mJ", "size_MB", "reason"]
+    columns = ["run", "status", *dict.fromkeys(shown or ["top1"]), "energy_mJ", "energy_hw_mJ", "size_MB", "reason"]
     print(df[[c for c in columns if c in df.columns]].to_markdown(index=False))
     if out:
         print(f"wrote {out} ({len(df)} runs)", file=sys.stderr)
@@ -195,7 +201,7 @@ def _table(args: argparse.Namespace) -> int:
         df = pd.read_csv(src) if src.suffix == ".csv" else pd.read_parquet(src)
     else:
         root, spec = _source(args.source, args.sweep_dir)
-        df = collect(root)
+        df = collect(root, hardware=spec.hardware if spec is not None else None)
         spec_info = json.loads((root / "spec.json").read_text()) if (root / "spec.json").exists() else {}
         if spec is not None:
             spec_info = dict(axes=spec.axes, baseline=spec.baseline, metrics=spec.metrics, name=spec.name)
@@ -221,10 +227,27 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _twin(args: argparse.Namespace) -> int:
+    from ablations.report.twin import write_twin_report
+
+    paths = write_twin_report(args.models, args.hardware, args.out, args.img_size, reuse=args.reuse)
+    summary = json.loads(paths[-1].read_text())
+    for name in args.models:
+        for s in summary[name]["sweeps"]:
+            cross = "none in range" if s["crossover_rate"] is None else f"{s['crossover_rate']:.4f}"
+            print(
+                f"{name} [{s['hardware']}]: measured rate {s['measured_rate']:.4f}, energy_hw "
+                f"{s['measured_energy_hw_mJ']:.4g} mJ; twin ({s['twin_activation_bits']}-bit) "
+                f"{s['twin_energy_hw_mJ']:.4g} mJ; crossover rate {cross}"
+            )
+    print(f"wrote {len(paths)} files under {args.out}", file=sys.stderr)
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``sweep``, ``results`` and ``table`` to the spikebench CLI."""
     s = sub.add_parser("sweep", help="run, inspect or retry an ablation sweep from a YAML spec")
-    s.add_argument("action", choices=("run", "status", "retry"))
+    s.add_argument("action", choices=("run", "status", "retry", "remeasure"))
     s.add_argument("spec", help="sweep spec (YAML), e.g. ablations/specs/sdt_ablation_tiny.yaml")
     s.add_argument(
         "--executor", choices=("local", "submitit", "ray"), default=None, help="default: spec or local"
@@ -242,11 +265,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--table", default=None, help="after the run, write the ablation table (CSV/MD/LaTeX) here"
     )
     s.add_argument("--allow-dirty", action="store_true", help=DIRTY_HELP)
+    s.add_argument(
+        "--hardware", default=None, help="remeasure: energy_hw preset or YAML file (default: the spec's)"
+    )
+    s.add_argument("--reuse", choices=("inference", "step", "use"), default="inference", help="remeasure")
     s.set_defaults(func=_sweep)
     r = sub.add_parser("results", help="collect a sweep's run records into one table (CSV or Parquet)")
     r.add_argument("source", help="sweep folder or spec")
     r.add_argument("--sweep-dir", default=None, help="sweep folder when SOURCE is a spec with a custom --out")
     r.add_argument("--out", default=None, help="results.csv or results.parquet")
+    r.add_argument(
+        "--hardware",
+        default=None,
+        help="report energy_hw_mJ under this preset or YAML file, recomputed from each run's efficiency.json "
+        "without training (default: the spec's hardware)",
+    )
     r.set_defaults(func=_results)
     t = sub.add_parser("table", help="paper-ready ablation table (CSV, Markdown, LaTeX)")
     t.add_argument("source", help="spec, sweep folder, or results CSV/Parquet")
@@ -271,3 +304,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     rp.add_argument("--no-paper", action="store_true", help="skip the published-vs-measured tables")
     rp.set_defaults(func=_report)
+    tw = sub.add_parser(
+        "twin", help="energy_hw of spiking models vs their quantized-ANN twins against the firing rate"
+    )
+    tw.add_argument("--models", nargs="+", default=["qsd_tiny", "sdt_tiny", "sdtv2_tiny"])
+    tw.add_argument("--hardware", nargs="+", default=["45nm", "loihi"], help="presets or YAML files")
+    tw.add_argument("--img-size", type=int, default=None, help="default: each model's own")
+    tw.add_argument("--reuse", choices=("inference", "step", "use"), default="inference")
+    tw.add_argument("--out", default="results/report", help="output folder (default results/report)")
+    tw.set_defaults(func=_twin)

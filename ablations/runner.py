@@ -172,6 +172,7 @@ def _write_spec(spec: SweepSpec, root: Path) -> None:
             baseline=spec.baseline,
             metrics=spec.metrics,
             seeds=spec.seeds,
+            hardware=spec.hardware,
             points=[dict(name=p.name, values=p.values) for p in spec.points()],
         ),
     )

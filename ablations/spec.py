@@ -58,6 +58,7 @@ SPEC_KEYS = (
     "seeds",
     "repeats",
     "recipe",
+    "hardware",
 )
 LR_RULES = ("blr * global_batch / 256", "absolute")
 RECIPE_KEYS = ("source", "gpus", "per_gpu_batch", "global_batch", "lr_rule", "blr")
@@ -168,6 +169,8 @@ class SweepSpec:
     executor: dict = field(default_factory=dict)
     seeds: list[int] | None = None  # None: one run per point, the base (or default) seed
     recipe: dict = field(default_factory=dict)  # the official recipe a paper spec follows (batch, lr rule)
+    # energy_hw preset the sweep's records and tables report; a measurement option, never in a point's config
+    hardware: str = "45nm"
 
     def points(self) -> list[Point]:
         """The resolved points, in axis order (then seed order), excluded ones removed."""
@@ -283,6 +286,7 @@ def load_spec(path: str | Path, validate_models: bool = True) -> SweepSpec:
         raw.get("executor") or {},
         seeds,
         raw.get("recipe") or {},
+        _hardware(raw, path, lines),
     )
     if spec.recipe:
         try:
@@ -394,6 +398,18 @@ def _culprit(err: ConfigError, values: dict, task: str, lines: dict) -> str | No
             return k
     named = text.split("=", 1)[0].split(".")[-1] if "=" in text.split(" ", 1)[0] else ""
     return named if named in lines else None
+
+
+def _hardware(raw: dict, path: Path, lines: dict) -> str:
+    """The spec's ``hardware`` (energy_hw preset name or file), checked by loading it."""
+    from bench.measure.hardware_model import load_hardware
+
+    name = raw.get("hardware") or "45nm"
+    try:
+        load_hardware(str(name))
+    except ConfigError as err:
+        raise SpecError(f"{_where(path, lines, 'hardware')}: {err}") from None
+    return str(name)
 
 
 def _check_spec_types(path: Path, lines: dict, raw: dict) -> None:

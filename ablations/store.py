@@ -47,13 +47,41 @@ def _metrics(result: dict) -> dict:
     return out
 
 
-def collect(root: str | Path) -> pd.DataFrame:
-    """One row per run directory under ``root`` (a sweep folder, or a folder of run folders)."""
+def _energy_hw(run: Path, eff: dict, hw: object) -> dict:
+    """``energy_hw_mJ`` under ``hw`` (a loaded ``Hardware``; None: as recorded): the record's own when it
+    was measured so, else a re-measurement (``energy_hw/<preset>-inference.json``, ``ablations.remeasure``),
+    else recomputed from the run's profile record (no model, no training; the record is never rewritten)."""
+    own = ((eff.get("conventions") or {}).get("energy_hw") or {}).get("hardware")
+    if hw is None or own == hw.name:
+        return {"energy_hw_hardware": own} if own else {}
+    stored = _read(run / "energy_hw" / f"{hw.name}-inference.json")
+    if stored:
+        return dict(energy_hw_mJ=stored["energy_hw_mJ"], energy_hw_hardware=hw.name)
+    from ablations.remeasure import profile_of
+    from bench.measure.remeasure import energy_hw_of_record
+
+    record = profile_of(run)
+    if record is None:  # a dense or older record: keeps the preset it was measured under
+        return {"energy_hw_hardware": own} if own else {}
+    e = energy_hw_of_record(record, hw)
+    return dict(energy_hw_mJ=e["energy_hw_mJ"], energy_hw_hardware=hw.name)
+
+
+def collect(root: str | Path, hardware: str | None = None) -> pd.DataFrame:
+    """One row per run directory under ``root`` (a sweep folder, or a folder of run folders).
+
+    ``hardware``: report ``energy_hw_mJ`` under this preset (default: the sweep spec's ``hardware``)."""
     root = Path(root)
     runs_dir = root / "runs" if (root / "runs").is_dir() else root
     if not runs_dir.is_dir():
         raise ConfigError(f"{root}: no such results folder")
     spec = _read(root / "spec.json")
+    hardware = hardware or spec.get("hardware")
+    hw = None
+    if hardware is not None:
+        from bench.measure.hardware_model import load_hardware
+
+        hw = load_hardware(hardware)
     values = {p["name"]: p["values"] for p in spec.get("points", [])}
     rows = []
     has_files = [  # ".teachers" holds runs that points distil from, not points
@@ -81,6 +109,7 @@ def collect(root: str | Path) -> pd.DataFrame:
         for k, v in eff.items():
             if not isinstance(v, (dict, list)):
                 row[k] = v
+        row.update(_energy_hw(run, eff, hw))
         firing = _read(run / "efficiency.json").get("firing_rates")
         row["flag"] = "; ".join(learning_flags(result, firing)) if row["status"] == "ok" else ""
         flat_env: dict = {}

@@ -45,6 +45,7 @@ LABELS = {
     "top5": "Top-5 (%)",
     "best_top1": "Best top-1 (%)",
     "energy_mJ": "Energy (mJ)",
+    "energy_hw_mJ": "Energy hw (mJ)",
     "size_MB": "Size (MB)",
     "size_MB_paper": "Size (paper MB)",
     "params_M": "Params (M)",

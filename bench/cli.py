@@ -86,6 +86,7 @@ TABLE_COLUMNS = [
     "SOPs_G",
     "fr_mean",
     "energy_mJ",
+    "energy_hw_mJ",
     "latency_ms",
     "img_per_s",
 ]
@@ -139,6 +140,8 @@ def _profile(args: argparse.Namespace) -> int:
             first_layer_T=args.first_layer_T,
             latency_repeats=args.latency_repeats,
             conventions=conventions,
+            hardware=args.hardware,
+            reuse=args.reuse,
         )
         layers = rec.pop("layers")
         source = args.data or "generated images"
@@ -150,12 +153,26 @@ def _profile(args: argparse.Namespace) -> int:
         write_text_atomic(out / "layers" / f"{name}.csv", pd.DataFrame(layers).to_csv(index=False))
         write_json_atomic(record_path, rec)
     records = [json.loads(p.read_text()) for p in sorted((out / "records").glob("*.json"))]
-    table = pd.DataFrame(records)[TABLE_COLUMNS]
+    table = pd.DataFrame(records).reindex(columns=TABLE_COLUMNS)
     write_text_atomic(out / "efficiency.csv", table.to_csv(index=False))
     md = table.to_markdown(index=False, floatfmt=".4g")
     write_text_atomic(out / "efficiency.md", md + "\n")
     print(md)
     print(f"wrote {out}/efficiency.csv, efficiency.md, records/, layers/", file=sys.stderr)
+    return 0
+
+
+def _remeasure(args: argparse.Namespace) -> int:
+    import json
+
+    from bench.measure.remeasure import remeasure_runs
+
+    for root in args.runs:
+        for path in remeasure_runs(root, args.hardware, args.reuse):
+            e = json.loads(path.read_text())["energy_hw_mJ"]
+            print(
+                f"{path.parent.parent}: energy_hw {e:.6g} mJ ({args.hardware}, weights read per {args.reuse})"
+            )
     return 0
 
 
@@ -214,6 +231,17 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--batches", type=int, default=2, help="batches for firing rates and operations")
     pr.add_argument("--batch-size", type=int, default=2)
     pr.add_argument("--energy", default="fp32_45nm", help="cost preset: fp32_45nm, fp16_45nm, int8_45nm")
+    pr.add_argument(
+        "--hardware",
+        default="45nm",
+        help="energy_hw description: a preset (paper-45nm, 45nm, loihi) or a YAML file (docs/energy.md)",
+    )
+    pr.add_argument(
+        "--reuse",
+        choices=("inference", "step", "use"),
+        default="inference",
+        help="energy_hw weight reads: once per inference, once per time step, or per use (upper bound)",
+    )
     pr.add_argument("--first-layer-T", action="store_true", help="charge the pixel layer T times, not once")
     pr.add_argument("--padding", choices=("count", "skip"), default="count", help="conv taps on zero padding")
     pr.add_argument(
@@ -226,6 +254,15 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", default="results/profile", help="output folder")
     pr.add_argument("--checkpoint", default=None, help="load this checkpoint into the (one) model")
     pr.set_defaults(func=_profile)
+
+    rm = sub.add_parser(
+        "remeasure",
+        help="recompute energy_hw of finished runs (their efficiency.json) under another hardware preset",
+    )
+    rm.add_argument("runs", nargs="+", help="run or sweep folders holding efficiency.json")
+    rm.add_argument("--hardware", required=True, help="a preset (paper-45nm, 45nm, loihi) or a YAML file")
+    rm.add_argument("--reuse", choices=("inference", "step", "use"), default="inference")
+    rm.set_defaults(func=_remeasure)
 
     d = sub.add_parser("data", help="datasets in real formats")
     dsub = d.add_subparsers(dest="data_command", required=True)

@@ -47,6 +47,8 @@ class TaskDef:
     paper_rows: Callable[[], dict] | None = None
     openmmlab: bool = False  # runs on mmengine/mmcv/mmdet/mmseg (installed by ``scripts/setup.sh --dense``)
 
+    # reprofile(run_dir, hardware, reuse) -> profile record of the run's final weights (no training), or None
+    reprofile: Callable[..., dict] | None = None
 
 OPENMMLAB = ("mmengine", "mmcv", "mmdet", "mmseg")
 DENSE_SETUP = "bash scripts/setup.sh --dense"

@@ -203,3 +203,39 @@ def test_results_store_and_paper_table(tmp_path, data):
     paths = write_table(table, best, tmp_path / "tables", stem="bits", allow_dirty=True)  # any tree's runs
     assert [p.suffix for p in paths] == [".csv", ".md", ".tex"]
     assert "best_size_MB" in paths[0].read_text().splitlines()[0]
+    # energy_hw sees the weight bits (energy_mJ does not); re-measured under another preset without
+    # training, from efficiency.json, leaving every record byte as it was
+    hw = df.set_index("bits")["energy_hw_mJ"]
+    assert hw[4] < hw[32] and set(df["energy_hw_hardware"]) == {"45nm"}
+    before = _records(root)
+    loihi = collect(root, hardware="loihi")
+    assert (
+        set(loihi["energy_hw_hardware"]) == {"loihi"} and (loihi["energy_hw_mJ"] != df["energy_hw_mJ"]).all()
+    )
+    from bench.cli import main
+
+    assert main(["remeasure", str(root), "--hardware", "paper-45nm"]) == 0
+    for run in (root / "runs").iterdir():
+        paper = json.loads((run / "energy_hw" / "paper-45nm-inference.json").read_text())
+        assert paper["energy_hw_mJ"] == pytest.approx(
+            json.loads((run / "result.json").read_text())["efficiency"]["energy_mJ"], rel=1e-12
+        )
+    assert _records(root) == before
+    # a run profiled before energy_hw existed (no traffic columns): re-profiled from checkpoints/last.pt on
+    # its own evaluation batches, no training; the same weights and batches give the same energy
+    from ablations.remeasure import remeasure_sweep
+
+    run = sorted((root / "runs").iterdir())[0]
+    eff_path = run / "efficiency.json"
+    eff = json.loads(eff_path.read_text())
+    want = collect(root, hardware="loihi").set_index("run").loc[run.name, "energy_hw_mJ"]
+    eff_path.write_text(json.dumps(dict(eff, layers=[{"layer": r["layer"]} for r in eff["layers"]])))
+    paths = remeasure_sweep(spec, root, "loihi")
+    again = json.loads((run / "energy_hw" / "loihi-inference.json").read_text())
+    assert len(paths) == 2 and again["source"] == "checkpoints/last.pt, re-profiled"
+    assert again["energy_hw_mJ"] == pytest.approx(want, rel=1e-9)
+    assert (
+        collect(root, hardware="loihi").set_index("run").loc[run.name, "energy_hw_mJ"]
+        == again["energy_hw_mJ"]
+    )
+    assert _records(root) == before

@@ -79,7 +79,7 @@ def test_tiny_retinanet_learns_above_untrained(runs, kind):
 def test_efficiency_parts_add_up_to_the_whole_detector(runs, kind):
     eff = runs[kind][2]["efficiency"]
     assert set(eff["parts"]) == {"backbone", "neck", "head"}
-    for key in ("params_M", "MACs_G", "energy_mJ"):
+    for key in ("params_M", "MACs_G", "energy_mJ", "energy_hw_mJ"):
         assert sum(p[key] for p in eff["parts"].values()) == pytest.approx(eff[key], rel=1e-9)
     assert eff["parts"]["head"]["MACs_G"] > 0 and eff["parts"]["neck"]["MACs_G"] > 0
     if kind == "spiking":

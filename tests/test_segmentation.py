@@ -107,7 +107,7 @@ def test_efficiency_parts_add_up(runs, kind):
     eff = runs[kind]["result"]["efficiency"]
     parts = eff["parts"]
     assert set(parts) == {"backbone", "neck", "head"} if kind != "upernet" else {"backbone", "head"}
-    for key in ("params_M", "MACs_G", "energy_mJ"):
+    for key in ("params_M", "MACs_G", "energy_mJ", "energy_hw_mJ"):
         assert sum(p[key] for p in parts.values()) == pytest.approx(eff[key], rel=1e-9)
         assert all(p[key] > 0 for p in parts.values())
     if kind == "spiking":

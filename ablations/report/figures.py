@@ -59,13 +59,23 @@ def pareto_front(cost: np.ndarray, value: np.ndarray) -> np.ndarray:
     return np.array(front, dtype=int)
 
 
-def pareto_figure(df: pd.DataFrame, metric: str = "top1", cost: str = "energy_mJ") -> Figure:
-    """``metric`` against ``cost``: marker size = parameters, circles = spiking, squares = ANN, one series
-    per family and kind, error bars over seeds, and the Pareto front."""
+def pareto_figure(
+    df: pd.DataFrame, metric: str = "top1", cost: str | tuple[str, ...] = ("energy_mJ", "energy_hw_mJ")
+) -> Figure:
+    """``metric`` against each ``cost`` (one panel per energy definition: the papers' and the hardware-aware
+    one): marker size = parameters, circles = spiking, squares = ANN, one series per family and kind, error
+    bars over seeds, and the Pareto front. Costs missing from ``df`` get no panel."""
+    costs = [c for c in ((cost,) if isinstance(cost, str) else cost) if c in df and df[c].notna().any()]
+    costs = costs or [cost if isinstance(cost, str) else cost[0]]
+    fig = Figure(figsize=(6.4 * len(costs), 4.4), layout="constrained")
+    for i, c in enumerate(costs):
+        _pareto_panel(fig.add_subplot(1, len(costs), i + 1), df, metric, c)
+    return fig
+
+
+def _pareto_panel(ax, df: pd.DataFrame, metric: str, cost: str) -> None:
     agg = aggregate(df.assign(_cost=df[cost]), "_cost", metric, exclude=(cost,), x_measured=True)
     agg = agg.dropna(subset=["_cost", "mean"])
-    fig = Figure(figsize=(6.4, 4.4), layout="constrained")
-    ax = fig.add_subplot()
     biggest = max(float(agg["params_M"].max()), 1e-9)
     for (family, spiking), g in agg.groupby(["family", "spiking"], sort=True):
         kind = "spiking" if spiking else "ANN"
@@ -94,7 +104,6 @@ def pareto_figure(df: pd.DataFrame, metric: str = "top1", cost: str = "energy_mJ
     ax.set_title(f"{label(metric)} vs {label(cost)} (marker area = parameters)")
     ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
-    return fig
 
 
 def bits_figure(df: pd.DataFrame, metric: str = "top1") -> Figure:

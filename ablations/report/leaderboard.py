@@ -26,6 +26,7 @@ EXTRA = {
     "SOPs_G": "SOPs_G",
     "MACs_G": "MACs_G",
     "energy_mJ": "energy_mJ",
+    "energy_hw_mJ": "energy_hw_mJ",
     "size_MB": "size_MB_true",
     "size_MB_paper": "size_MB_paper",
 }

@@ -105,6 +105,10 @@ def model_index(runs: pd.DataFrame, published: pd.DataFrame | None = None) -> di
             "MACs (G)": _num(r.get("MACs_G")),
             "FLOPs (G)": None if _num(r.get("MACs_G")) is None else 2 * _num(r["MACs_G"]),
             "Energy (mJ)": _num(r.get("energy_mJ")),
+            "Energy hw (mJ)": _num(r.get("energy_hw_mJ")),
+            "Energy hw preset": r["energy_hw_hardware"]
+            if isinstance(r.get("energy_hw_hardware"), str)
+            else None,
             "SOPs (G)": _num(r.get("SOPs_G")),
             "Firing rate": _num(r.get("fr_mean")),
             "Weight bits": _num(r.get("bits_w")),

@@ -30,7 +30,7 @@ SECONDARY = {
     "segmentation": ("mAcc", "aAcc"),
 }
 NOT_METRICS = {"classes", "epochs", "status", "reason", "task", "model", "data", "config_digest", "images"}
-PART_KEYS = ("params_M", "MACs_G", "SOPs_G", "energy_mJ")
+PART_KEYS = ("params_M", "MACs_G", "SOPs_G", "energy_mJ", "energy_hw_mJ")
 # test split of a dense data root (counted on disk: the records do not hold it)
 DENSE_TEST_IMAGES = {"detection": "val2017", "segmentation": "images/validation"}
 

@@ -35,6 +35,7 @@ class _Rate:
     count: Tensor | None = None
     nonzero: Tensor | None = None
     elems: int = 0
+    levels: int = 1  # IE-LIF D (virtual steps per step); 1 for binary neurons
 
 
 class FiringRateMonitor(HookSet):
@@ -53,7 +54,7 @@ class FiringRateMonitor(HookSet):
     def __enter__(self) -> FiringRateMonitor:
         for name, m in self.model.named_modules():
             if isinstance(m, BaseNeuron):
-                self.rates[name] = _Rate()
+                self.rates[name] = _Rate(levels=m.levels if isinstance(m, IELIF) else 1)
                 self._keep(m.register_forward_hook(self._hook(name)))
         return self
 
@@ -86,6 +87,7 @@ class FiringRateMonitor(HookSet):
                     nonzero=sum(nz) / len(nz),
                     fr_per_t=per_t,
                     elements=r.elems,
+                    levels=r.levels,
                 )
             )
         return rows

@@ -107,6 +107,19 @@ def _accumulations(module: nn.Module, inputs: tuple, counts: list[Tensor | None]
     return float(cb.sum() * a.shape[-2])  # each spike in B selects a column of A (M additions)
 
 
+def _operand(rec: LayerOps, x: object, spike: bool) -> None:
+    """Add one input operand's traffic to ``rec``: real elements, or spike bit-planes and address width."""
+    if not spike:
+        rec.in_real += math.prod(x.shape)
+        return
+    planes = x.planes.shape[0] if isinstance(x, Spikes) else 1
+    rec.in_planes += math.prod(x.shape) * planes
+    rec.in_levels = max(rec.in_levels, planes)
+    rec.in_spikes += float(x.planes.sum() if isinstance(x, Spikes) else plain(x).sum())
+    per_map = math.prod(x.shape[-3:] if rec.kind.startswith("Conv") else x.shape[-2:])
+    rec.addr_bits = max(rec.addr_bits, math.ceil(math.log2(max(per_map, 2))))
+
+
 def _weight(module: nn.Module) -> Tensor:
     """The weight a layer computes with (LSQ layers: the quantized weight)."""
     w = module.quantized_weight() if hasattr(module, "quantized_weight") else module.weight
@@ -168,6 +181,14 @@ class LayerOps:
     spike_count: float = 0.0
     spike_calls: int = 0
     first: bool = False
+    in_real: float = 0.0  # elements of real-valued operands moved in
+    in_planes: float = 0.0  # bit-planes of spike operands (elements x D virtual steps)
+    in_spikes: float = 0.0  # binary spikes of all spike operands
+    in_levels: int = 0  # most bit-planes (IE-LIF D; products of two: D x D) of a spike operand
+    addr_bits: int = 0  # bits of one spike's address (one neuron of one sample's input map)
+    out_elems: float = 0.0
+    params: int = 0
+    bits_w: int = 32
 
     @property
     def input(self) -> str:
@@ -256,6 +277,8 @@ class SynapticOps(HookSet):
 
     def _attention(self, rec: LayerOps, module: nn.Module, inputs: tuple, macs: float) -> None:
         counts = [spike_counts(z) for z in inputs]
+        for z, c in zip(inputs, counts, strict=True):
+            _operand(rec, z, c is not None)
         if counts == [None, None]:
             rec.mac_ops += macs
             return
@@ -271,7 +294,10 @@ class SynapticOps(HookSet):
             x = inputs[0]
             if rec.calls == 0:
                 self._order.append(name)
+                if not rec.attention:
+                    rec.params, rec.bits_w = module.weight.numel(), getattr(module, "bits", 32)
             rec.calls += 1
+            rec.out_elems += out.numel()
             if not rec.first and self._is_input(x):
                 rec.first = True  # fed by the network input (pixels)
             if rec.attention:
@@ -284,6 +310,7 @@ class SynapticOps(HookSet):
             rec.macs += s.dense * items
             rec.padding_macs += s.padding * items
             spikes = None if rec.first else x  # the first layer sees pixels: MACs
+            _operand(rec, x, isinstance(spikes, (Spikes, SpikeTensor)))
             if isinstance(spikes, Spikes):
                 total, elems = float(spikes.planes.sum()), spikes.planes[0].numel()
             elif isinstance(spikes, SpikeTensor):
@@ -358,6 +385,14 @@ class SynapticOps(HookSet):
                     mac_ops=r.mac_ops / n,
                     sops=r.sops / n,
                     fr_in=fr,
+                    spikes_in=r.in_spikes / n,
+                    in_real=r.in_real / n,
+                    in_planes=r.in_planes / n,
+                    addr_bits=r.addr_bits,
+                    in_levels=r.in_levels,
+                    out_elems=r.out_elems / n,
+                    params=r.params,
+                    bits_w=r.bits_w,
                 )
             )
         return rows

@@ -10,8 +10,10 @@ from torch import Tensor, nn
 
 from bench.errors import ConfigError, check_choice
 from bench.measure.energy import ENERGY_PRESETS, energy_mj
+from bench.measure.energy_hw import REUSE, energy_hw
 from bench.measure.fidelity import spike_driven_fidelity
 from bench.measure.firing import FiringRateMonitor
+from bench.measure.hardware_model import Hardware, load_hardware
 from bench.measure.latency import measure_latency
 from bench.measure.ops import OpsConventions, SynapticOps, count_macs
 from bench.measure.size import model_size, param_summary
@@ -55,12 +57,18 @@ def profile_model(
     latency_repeats: int = 5,
     conventions: OpsConventions | None = None,
     check_inference: bool = True,
+    hardware: str | Hardware = "45nm",
+    reuse: str = "inference",
 ) -> dict:
     """Measure ``model`` over the batches of ``data`` (image tensors or (images, labels) pairs).
 
     ``check_inference``: also compare spike-driven inference (unfused and fused) with training-mode
-    evaluation on the first batch (level-flip rate, logit difference)."""
+    evaluation on the first batch (level-flip rate, logit difference). ``hardware`` (a preset name, a file
+    or a loaded description) and ``reuse`` (weights read once per inference, per step or per use) give
+    ``energy_hw_mJ`` beside the papers' ``energy_mJ``."""
     check_choice("energy preset", energy_preset, ENERGY_PRESETS)
+    check_choice("reuse", reuse, REUSE)
+    hw = hardware if isinstance(hardware, Hardware) else load_hardware(hardware)
     conventions = conventions or OpsConventions()
     model.eval()
     spiking = hasattr(model, "spike_driven_")
@@ -95,6 +103,23 @@ def profile_model(
     fidelity = spike_driven_fidelity(model, first) if spiking and check_inference else None
     latency = measure_latency(model, first[:latency_batch].contiguous(), repeats=latency_repeats)
     e_mac, e_ac = ENERGY_PRESETS[energy_preset]
+    layers = ops.table()
+    rates = firing.table() if firing.applicable else None
+    size_bits = size["bits_w"]
+    hwe = energy_hw(
+        layers,
+        rates,
+        hw,
+        images=ops.images,
+        T=getattr(model, "T", 1) or 1,
+        bits_w=size_bits,
+        totals=dict(mac_ops=mac_ops, sops=sops, outside=outside),
+        reuse=reuse,
+    )
+    for row, extra in zip(layers, hwe["layers"], strict=True):
+        row.update({k: v for k, v in extra.items() if k != "layer"})
+    for row, extra in zip(rates or [], hwe["neurons"], strict=False):
+        row.update(neuron_state_pJ=extra["neuron_state_pJ"], membrane_level=extra["membrane_level"])
     return dict(
         params_M=params["total"] / 1e6,
         params_quantized_M=params["quantized"] / 1e6,
@@ -116,6 +141,8 @@ def profile_model(
         fr_mean=firing.mean_rate(),
         energy_mJ=energy,
         energy_ann_mJ=energy_mj(macs, 0.0, energy_preset),
+        energy_hw_mJ=hwe["energy_hw_mJ"],
+        energy_hw_breakdown_mJ=hwe["energy_hw_breakdown_mJ"],
         img_size=list(first.shape[-2:]),
         images=ops.images,
         **latency,
@@ -128,14 +155,15 @@ def profile_model(
             resolution=f"{first.shape[-2]}x{first.shape[-1]}",
             bn_fused=False,
             ops=conventions.as_dict(),
+            energy_hw=hwe["conventions"],
         ),
         spike_driven=fidelity if fidelity is not None else "not measured",
         neurobench=ops.neurobench(),
         environment=dict(
             torch=torch.__version__, python=platform.python_version(), machine=platform.machine()
         ),
-        layers=ops.table(),
-        firing_rates=firing.table() if firing.applicable else "not applicable (no spiking neurons)",
+        layers=layers,
+        firing_rates=rates if rates is not None else "not applicable (no spiking neurons)",
         macs_by_module=macs_by_module,
         macs_by_op=macs_by_op,
     )

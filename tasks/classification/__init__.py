@@ -4,6 +4,7 @@ from pathlib import Path
 
 from tasks.api import TaskDef
 from tasks.classification.config import DistillConfig, TrainConfig, config_from_dict
+from tasks.classification.remeasure import reprofile
 from tasks.classification.train import train
 
 
@@ -27,6 +28,7 @@ TASK = TaskDef(
     run=run,
     metrics=("top1", "top5"),
     paper_rows=paper_rows,
+    reprofile=reprofile,
 )
 
 __all__ = ["TASK", "DistillConfig", "TrainConfig", "config_from_dict", "train"]

@@ -82,6 +82,23 @@ class WholeModel(nn.Module):
         return self
 
 
+HW_TERMS = ("compute", "weight_memory", "activation_memory", "neuron_state")
+
+
+def _part_energy_hw(rows: list[dict], rates: list[dict]) -> dict:
+    """``energy_hw`` of one part from the profile's per-layer and per-neuron-layer pJ."""
+    terms = dict(
+        compute=sum(r.get("compute_pJ", 0.0) for r in rows),
+        weight_memory=sum(r.get("weight_memory_pJ", 0.0) for r in rows),
+        activation_memory=sum(r.get("activation_memory_pJ", 0.0) for r in rows),
+        neuron_state=sum(r.get("neuron_state_pJ", 0.0) for r in rates),
+    )
+    return dict(
+        energy_hw_mJ=sum(terms.values()) * 1e-9,
+        energy_hw_breakdown_mJ={t: v * 1e-9 for t, v in terms.items()},
+    )
+
+
 def _part_of(name: str) -> str:
     return name.split(".", 1)[0]
 
@@ -122,6 +139,7 @@ def measure_whole_model(
             SOPs_G=sops / 1e9 if spiking else None,
             fr_mean=(sum(r["fr"] * r["elements"] for r in rates) / elems) if elems else None,
             energy_mJ=energy_mj(mac_ops, sops, energy_preset),
+            **_part_energy_hw(rows, rates if spiking else []),
         )
     inference = [p for p in present if p != "auxiliary_head"]
 
@@ -140,6 +158,10 @@ def measure_whole_model(
         SOPs_G=total("SOPs_G"),
         energy_mJ=total("energy_mJ"),
         energy_ann_mJ=energy_mj(total("MACs_G") * 1e9, 0.0, energy_preset),
+        energy_hw_mJ=total("energy_hw_mJ"),
+        energy_hw_breakdown_mJ={
+            t: sum(parts[p]["energy_hw_breakdown_mJ"][t] for p in inference) for t in HW_TERMS
+        },
         **latency,
     )
     keep["parts"] = {p: parts[p] for p in inference}
@@ -155,5 +177,7 @@ def measure_whole_model(
             else f"E_MAC {e_mac} pJ x MACs per part"
         ),
         resolution=f"{first.shape[-2]}x{first.shape[-1]} (test resolution, after the data preprocessor)",
+        part_energy_hw="energy_hw per part: its Conv/Linear/attention layers and neuron layers (ops outside "
+        "them, e.g. timm's fused attention, only in a profile of the whole model); totals = sum of parts",
     )
     return keep
