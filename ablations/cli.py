@@ -183,7 +183,8 @@ def _results(args: argparse.Namespace) -> int:
     out = write_results(df, args.out) if args.out else None
     tasks = [t for t in df.get("task", pd.Series(dtype=str)).dropna().unique()]
     shown = [m for t in tasks for m in headline_metrics(t, [])]
-    columns = ["run", "status", *dict.fromkeys(shown or ["top1"]), "energy_mJ", "energy_hw_mJ", "size_MB", "reason"]
+    headline = list(dict.fromkeys(shown or ["top1"]))
+    columns = ["run", "status", *headline, "energy_mJ", "energy_hw_mJ", "size_MB", "reason"]
     print(df[[c for c in columns if c in df.columns]].to_markdown(index=False))
     if out:
         print(f"wrote {out} ({len(df)} runs)", file=sys.stderr)
