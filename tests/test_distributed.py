@@ -1,0 +1,175 @@
+"""Every task under a real torchrun job of 2 CPU processes (gloo): records written once by rank 0, the
+classification run equal to the single-process one, dense tasks seeing the global batch per iteration,
+and a rank killed with SIGKILL leaving no process and a record, then a plain rerun resuming."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench.data.generate import write_imagenet_folder
+from tasks.classification.config import TrainConfig
+from tasks.classification.train import train
+from tasks.distributed import DistInfo, SyncBatchNorm, backend_for, convert_sync_batchnorm, shard
+from tests.procs import survivors
+
+ROOT = Path(__file__).resolve().parents[1]
+TOL_NO_BN = 1e-5  # relative: float summation order only (mean of two half-batch gradients vs one mean)
+TOL_SYNC_BN = 1e-4  # relative: SyncBatchNorm's float64 two-pass statistics vs BatchNorm's float32 ones
+
+
+def _torchrun(args: list[str], **kw) -> subprocess.Popen:
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    return subprocess.Popen(
+        [*cmd, "-m", "bench.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        **kw,
+    )
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 400) -> str:
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data") / "in10"
+    return write_imagenet_folder(root, num_classes=4, train_per_class=8, val_per_class=2, size=32, seed=3)
+
+
+def _cls_args(model: str, data: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "train",
+        "classification",
+        "--model",
+        model,
+        "--data",
+        str(data),
+        "--epochs",
+        "3",
+        "--batch-size",
+        "8",
+        "--img-size",
+        "32",
+        "--warmup-epochs",
+        "0.5",
+        "--augment-rng",
+        "sample",
+        "--no-measure",
+        "--out",
+        str(out),
+        *extra,
+    ]
+
+
+def test_backend_follows_the_device_and_ranks_split_one_order():
+    assert backend_for("cpu") == "gloo" and backend_for("cuda:1") == "nccl"
+    order = list(range(11))
+    parts = [shard(order, DistInfo(r, 2)) for r in range(2)]
+    assert parts == [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]]
+    for i in (0, 2):  # the i-th batches of 2 (per rank) together: the single process's batch of 4
+        assert sorted(parts[0][i : i + 2] + parts[1][i : i + 2]) == order[2 * i : 2 * i + 4]
+
+
+def test_sync_batchnorm_is_batchnorm_in_one_process():
+    import copy
+
+    bn = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
+    synced = convert_sync_batchnorm(copy.deepcopy(bn))
+    assert isinstance(synced[1], SyncBatchNorm)
+    x = torch.randn(6, 3, 5, 5)
+    assert torch.allclose(synced(x), bn(x), atol=1e-5)
+    for name in ("running_mean", "running_var"):
+        assert torch.allclose(getattr(synced[1], name), getattr(bn[1], name), atol=1e-6), name
+    synced.eval(), bn.eval()
+    assert torch.allclose(synced(x), bn(x), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("model", "extra", "tol"),
+    [("vit_tiny", [], TOL_NO_BN), ("mobile_former_tiny", ["--sync-bn"], TOL_SYNC_BN)],
+    ids=["no-batchnorm", "syncbn"],
+)
+def test_two_processes_of_half_batch_equal_one_process(model, extra, tol, data, tmp_path):
+    """2 processes x batch 4 vs 1 process x batch 8: the same loss curve, metrics and weights."""
+    proc = _torchrun(_cls_args(model, data, tmp_path / "two", *extra))
+    cfg = TrainConfig(
+        model=model,
+        data=str(data),
+        epochs=3,
+        batch_size=8,
+        img_size=32,
+        warmup_epochs=0.5,
+        augment_rng="sample",
+        sync_bn=bool(extra),
+        measure=False,
+    )
+    one = train(cfg, out=tmp_path / "one", progress=False)
+    out = _finish(proc)
+    assert out.count('"status": "ok"') == 1  # rank 0 reports
+    two = json.loads((tmp_path / "two" / "result.json").read_text())
+    assert two["status"] == "ok" and two["config_digest"] == one["config_digest"]
+    assert two["distributed"]["world_size"] == 2 and two["distributed"]["backend"] == "gloo"
+    assert two["distributed"]["global_batch"] == 8 and two["distributed"]["per_process_batch"] == 4
+    assert one["distributed"]["global_batch"] == 8 and one["distributed"]["world_size"] == 1
+    m1 = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    m2 = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    for key in ("train_loss", "eval_loss", "lr"):
+        assert [r[key] for r in m2] == pytest.approx([r[key] for r in m1], rel=tol), key
+    assert [r["top1"] for r in m2] == [r["top1"] for r in m1]
+    w1 = torch.load(tmp_path / "one" / "checkpoints" / "last.pt", weights_only=False)["model"]
+    w2 = torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=False)["model"]
+    worst = max(float((w1[k].double() - w2[k].double()).abs().max()) for k in w1 if w1[k].is_floating_point())
+    assert worst < 100 * tol, worst
+
+
+def test_kill_one_rank_leaves_no_process_and_a_record_then_rerun_resumes(data, tmp_path):
+    out = tmp_path / "killed"
+    args = _cls_args("sdt_tiny", data, out)
+    args[args.index("--epochs") + 1] = "6"
+    proc = _torchrun(args)
+    ckpt = out / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 300
+    while not ckpt.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ckpt.exists(), proc.stderr.read()[-2000:] if proc.poll() is not None else "no checkpoint"
+    ranks = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _is_rank(p, out, "1")]
+    assert len(ranks) == 1, ranks
+    os.kill(ranks[0], signal.SIGKILL)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert survivors(proc.pid, str(out), timeout=60) == []
+    record = json.loads((out / "result.json").read_text())
+    assert record["status"] in ("failed", "interrupted") and record["reason"], record
+    done = len(json.loads((out / "metrics.json").read_text()))
+    assert 1 <= done < 6
+    _finish(_torchrun(args))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [m["epoch"] for m in metrics] == [1, 2, 3, 4, 5, 6]
+    assert json.loads((out / "result.json").read_text())["status"] == "ok"
+
+
+def _is_rank(proc_dir: Path, out: Path, rank: str) -> bool:
+    """Whether ``proc_dir`` is the torchrun worker of ``rank`` writing into ``out``."""
+    try:
+        cmd = (proc_dir / "cmdline").read_bytes().split(b"\0")
+        env = (proc_dir / "environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return str(out).encode() in cmd and b"bench.cli" in cmd and f"RANK={rank}".encode() in env
