@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -76,6 +77,18 @@ def setup(device: torch.device | str) -> DistInfo:
     if not dist.is_initialized():
         dist.init_process_group(backend)
     return DistInfo(dist.get_rank(), dist.get_world_size(), local, dist.get_backend())
+
+
+def writes_failure_record(info: DistInfo, record: Path, started: float) -> bool:
+    """Whether this rank writes the failed/interrupted record of a run that started at ``started``
+    (``time.time()``): rank 0 always; another rank when no record of this attempt is there yet (rank 0 may
+    have been killed: a record says so either way; ok records are rank 0's alone)."""
+    if info.main:
+        return True
+    try:
+        return record.stat().st_mtime < started
+    except FileNotFoundError:
+        return True
 
 
 def barrier(info: DistInfo) -> None:
@@ -147,9 +160,12 @@ class SyncBatchNorm(nn.modules.batchnorm._BatchNorm):
         self.running_var.mul_(1 - factor).add_(unbiased.to(self.running_var.dtype), alpha=factor)
 
 
-def convert_sync_batchnorm(module: nn.Module) -> nn.Module:
-    """Every BatchNorm of ``module`` replaced by ``SyncBatchNorm`` (same parameters and buffers)."""
-    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, SyncBatchNorm):
+def convert_sync_batchnorm(
+    module: nn.Module, kinds: tuple[type, ...] = (nn.modules.batchnorm._BatchNorm,)
+) -> nn.Module:
+    """Every BatchNorm of ``module`` (of one of ``kinds``) replaced by ``SyncBatchNorm`` (same parameters
+    and buffers)."""
+    if isinstance(module, kinds) and not isinstance(module, SyncBatchNorm):
         new = SyncBatchNorm(
             module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
         )
@@ -163,7 +179,7 @@ def convert_sync_batchnorm(module: nn.Module) -> nn.Module:
             new.bias.requires_grad_(module.bias.requires_grad)
         return new
     for name, child in module.named_children():
-        module.add_module(name, convert_sync_batchnorm(child))
+        module.add_module(name, convert_sync_batchnorm(child, kinds))
     return module
 
 

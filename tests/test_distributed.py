@@ -139,7 +139,8 @@ def test_two_processes_of_half_batch_equal_one_process(model, extra, tol, data, 
     assert worst < 100 * tol, worst
 
 
-def test_kill_one_rank_leaves_no_process_and_a_record_then_rerun_resumes(data, tmp_path):
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_kill_one_rank_leaves_no_process_and_a_record_then_rerun_resumes(rank, data, tmp_path):
     out = tmp_path / "killed"
     args = _cls_args("sdt_tiny", data, out)
     args[args.index("--epochs") + 1] = "6"
@@ -163,6 +164,25 @@ def test_kill_one_rank_leaves_no_process_and_a_record_then_rerun_resumes(data, t
     metrics = json.loads((out / "metrics.json").read_text())
     assert [m["epoch"] for m in metrics] == [1, 2, 3, 4, 5, 6]
     assert json.loads((out / "result.json").read_text())["status"] == "ok"
+
+
+@pytest.mark.parametrize("task", ["detection", "segmentation"])
+def test_dense_task_under_torchrun_sees_the_global_batch(task, tmp_path):
+    pytest.importorskip("mmdet")
+    pytest.importorskip("mmseg")
+    out = tmp_path / task
+    args = ["train", task, "--model", "qsd_tiny", "--iters", "4", "--batch-size", "2", "--no-measure"]
+    stdout = _finish(_torchrun([*args, "--out", str(out)]))
+    assert stdout.count('"status": "ok"') == 1  # rank 0 reports
+    record = json.loads((out / "result.json").read_text())
+    assert record["status"] == "ok" and record["task"] == task
+    dist = record["distributed"]
+    assert (dist["world_size"], dist["backend"], dist["batch_size_means"]) == (2, "gloo", "per_process")
+    assert dist["per_process_batch"] == 2 and dist["global_batch"] == 4
+    assert dist["images_per_iter"] == 4  # counted on both ranks, summed: the configured global batch
+    assert dist["batchnorm"] == "per_process" and dist["lr_rule"].startswith("absolute")
+    logs = [p.name for p in (out / "mm").rglob("*.log")]
+    assert logs and not [name for name in logs if "rank" in name]  # rank 0's log alone
 
 
 def _is_rank(proc_dir: Path, out: Path, rank: str) -> bool:

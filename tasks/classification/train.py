@@ -44,6 +44,7 @@ from tasks.distributed import (
     convert_sync_batchnorm,
     default_device,
     setup,
+    writes_failure_record,
 )
 
 
@@ -205,6 +206,7 @@ def train(
     entry = model_entry(cfg.model)  # unknown model: one-line error before anything is written
     dev = default_device(device)
     ddp = setup(dev)
+    started = time.time()
     try:
         with deterministic(cfg.threads, dev) as repeatability:
             if ddp.main:
@@ -235,7 +237,7 @@ def train(
             status, reason = "failed", str(err)
         else:
             status, reason = "failed", f"{type(err).__name__}: {err}"
-        if ddp.main:
+        if writes_failure_record(ddp, result_path, started):
             record = dict(status=status, reason=reason.strip().splitlines()[0], task="classification")
             write_json_atomic(result_path, dict(record, model=cfg.model, traceback=traceback.format_exc()))
         raise

@@ -16,6 +16,7 @@ from bench.data.datasets import resolve_dense_data
 from bench.errors import ConfigError
 from bench.io import write_json_atomic
 from tasks.detection.config import DetConfig
+from tasks.distributed import is_main_process
 
 CUSTOM_IMPORTS = [
     "tasks.openmm",
@@ -115,7 +116,8 @@ def train_detection(cfg: DetConfig, out: Path, progress: bool = False) -> dict:
     )
     if result.get("status") == "ok" and "detector" not in result:
         result.update(_detection_fields(cfg, out))
-        write_json_atomic(out / "result.json", result)
+        if is_main_process():  # under torchrun, rank 0 writes the record
+            write_json_atomic(out / "result.json", result)
     return result
 
 

@@ -1,9 +1,9 @@
 """The layer both OpenMMLab tasks share: backbone adapter, hooks, config loader, runner, measurement,
-necks, spiking and quantized neck/head options.
+necks, spiking and quantized neck/head options, and the torchrun wrapper.
 
-Importing this package registers ``SpikebenchBackbone``, the hooks, the ``SpikebenchModel`` builder and the
-necks (``SimpleFPN``, ``LN2d``) in mmengine's, mmdet's and mmseg's registries (configs name them by
-``type``). Only ``tasks/`` imports the OpenMMLab stack.
+Importing this package registers ``SpikebenchBackbone``, the hooks, the ``SpikebenchModel`` builder, the
+DDP wrapper (``SpikebenchDDP``) and the necks (``SimpleFPN``, ``LN2d``) in mmengine's, mmdet's and mmseg's
+registries (configs name them by ``type``). Only ``tasks/`` imports the OpenMMLab stack.
 """
 
-from tasks.openmm import backbone, hooks, model, necks  # noqa: F401  (registers modules)
+from tasks.openmm import backbone, hooks, model, necks, parallel  # noqa: F401  (registers modules)
