@@ -185,6 +185,47 @@ def test_dense_task_under_torchrun_sees_the_global_batch(task, tmp_path):
     assert logs and not [name for name in logs if "rank" in name]  # rank 0's log alone
 
 
+SWEEP_BASES = {
+    "classification": "{model: sdt_tiny, data: DATA, epochs: 1, batch_size: 8, img_size: 32, "
+    "augment_rng: sample, measure: false}",
+    "detection": "{model: qsd_tiny, data: DATA, iters: 2, img_scale: 64, batch_size: 2, measure: false}",
+}
+
+
+@pytest.mark.parametrize("task", sorted(SWEEP_BASES))
+def test_a_two_process_point_gives_one_record_under_every_executor(task, data, tmp_path):
+    from ablations.executors import LocalPool, RayPool, SubmititPool
+    from ablations.runner import point_dir, run_sweep
+    from ablations.spec import load_spec
+
+    if task == "detection":
+        pytest.importorskip("mmdet")
+        from bench.data.coco import write_coco
+
+        data = write_coco(tmp_path / "coco", seed=0, train_images=4, val_images=2, size=64)
+    spec_file = tmp_path / "s.yaml"
+    spec_file.write_text(
+        f"name: two\ntask: {task}\nbase: {SWEEP_BASES[task].replace('DATA', str(data))}\n"
+        "axes: {bits: [4]}\nexecutor: {procs_per_point: 2}\n"
+    )
+    spec = load_spec(spec_file)
+    assert spec.executor == {"procs_per_point": 2}
+    executors = {
+        "local": LocalPool(1, procs_per_point=2),
+        "submitit": SubmititPool(tmp_path / "jobs", 1, cluster="local", procs_per_point=2),
+        "ray": RayPool(1, procs_per_point=2),
+    }
+    records = {}
+    for kind, ex in executors.items():
+        root = tmp_path / kind
+        states = run_sweep(spec, ex, root, progress=False).states
+        assert {s.status for s in states.values()} == {"ok"}, (kind, [s.reason for s in states.values()])
+        record = json.loads((point_dir(root, spec.points()[0]) / "result.json").read_text())
+        assert record["distributed"]["world_size"] == 2
+        records[kind] = {k: v for k, v in record.items() if k not in ("efficiency", "determinism")}
+    assert records["local"] == records["submitit"] == records["ray"]
+
+
 def _is_rank(proc_dir: Path, out: Path, rank: str) -> bool:
     """Whether ``proc_dir`` is the torchrun worker of ``rank`` writing into ``out``."""
     try:
