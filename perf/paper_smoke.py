@@ -2,10 +2,11 @@
 (``perf/paper_smoke.yaml``), runs one training iteration and one test image at paper resolution, batch 1.
 
 Each (config, backbone) runs in its own process, so its peak memory is its own. Prints a table: config,
-backbone, input size, parameters, GMACs of one test forward at paper resolution, seconds per training
-iteration, seconds per test image, peak memory. ``--device cuda --amp``: a few iterations on one GPU under
-bfloat16 autocast, reporting iterations/s and peak GPU memory (the GPU machine may lack the OpenMMLab stack:
-dense configs then print one ``skipped`` line and the classification rows run).
+backbone, train batch (1; a backbone that cannot train on one image, as ``train_batch`` in the YAML says,
+on its minimum), input size, parameters, GMACs of one test forward at paper resolution, seconds per
+training iteration, seconds per test image, peak memory. ``--device cuda --amp``: a few iterations on one
+GPU under bfloat16 autocast, reporting iterations/s and peak GPU memory (the GPU machine may lack the
+OpenMMLab stack: dense configs then print one ``skipped`` line and the classification rows run).
 
 Run: python perf/paper_smoke.py [--only classification_224 semfpn_512] [--families qsd vit]
      python perf/paper_smoke.py --device cuda --amp
@@ -44,7 +45,7 @@ def _timed(fn, device, iters: int) -> float:
     return (time.perf_counter() - t0) / iters
 
 
-def _classification(backbone: str, device, amp: bool, iters: int) -> dict:
+def _classification(backbone: str, device, amp: bool, iters: int, batch: int) -> dict:
     import torch
     import torch.nn.functional as F
 
@@ -53,9 +54,9 @@ def _classification(backbone: str, device, amp: bool, iters: int) -> dict:
 
     size = model_entry(backbone).paper.get("img_size", 224)
     model = create_model(backbone, num_classes=1000).to(device)
-    x = torch.randn(1, 3, size, size, device=device)
-    y = torch.zeros(1, dtype=torch.long, device=device)
-    macs = count_macs(model.eval(), x)[0]
+    x = torch.randn(batch, 3, size, size, device=device)
+    y = torch.zeros(batch, dtype=torch.long, device=device)
+    macs = count_macs(model.eval(), x[:1])[0]
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
 
@@ -71,7 +72,7 @@ def _classification(backbone: str, device, amp: bool, iters: int) -> dict:
     def test() -> None:
         model.eval()
         with autocast:
-            model(x)
+            model(x[:1])
 
     params = sum(p.numel() for p in model.parameters())
     return dict(
@@ -146,10 +147,11 @@ def run_one(config: str, backbone: str, device_name: str, amp: bool, iters: int)
 
     spec = yaml.safe_load(TABLE.read_text())["configs"][config]
     device = torch.device(device_name)
-    row = dict(config=config, backbone=backbone)
+    batch = (yaml.safe_load(TABLE.read_text()).get("train_batch") or {}).get(backbone, 1)
+    row = dict(config=config, backbone=backbone, train_batch=batch)
     try:
         if spec["task"] == "classification":
-            row.update(_classification(backbone, device, amp, iters))
+            row.update(_classification(backbone, device, amp, iters, batch))
         else:
             try:
                 import mmdet  # noqa: F401
@@ -222,7 +224,17 @@ def _child(config: str, backbone: str, args: argparse.Namespace, iters: int) -> 
     return row
 
 
-COLUMNS = ("config", "backbone", "input", "params_M", "GMACs", "s_per_iter", "s_per_test_image", "it_per_s")
+COLUMNS = (
+    "config",
+    "backbone",
+    "train_batch",
+    "input",
+    "params_M",
+    "GMACs",
+    "s_per_iter",
+    "s_per_test_image",
+    "it_per_s",
+)
 
 
 def _print(rows: list[dict]) -> None:
