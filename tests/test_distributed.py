@@ -104,11 +104,13 @@ def test_sync_batchnorm_is_batchnorm_in_one_process():
 
 
 @pytest.mark.parametrize(
-    ("model", "extra", "tol"),
-    [("vit_tiny", [], TOL_NO_BN), ("mobile_former_tiny", ["--sync-bn"], TOL_SYNC_BN)],
+    ("model", "extra", "tol", "weight_tol"),
+    # weights, absolute: AdamW divides by the gradient's scale, so a parameter whose gradient is float noise
+    # moves by up to lr (2e-3) a step either way (measured 1.4e-3 for MobileFormer, < 1e-4 for ViT)
+    [("vit_tiny", [], TOL_NO_BN, 1e-4), ("mobile_former_tiny", ["--sync-bn"], TOL_SYNC_BN, 1e-2)],
     ids=["no-batchnorm", "syncbn"],
 )
-def test_two_processes_of_half_batch_equal_one_process(model, extra, tol, data, tmp_path):
+def test_two_processes_of_half_batch_equal_one_process(model, extra, tol, weight_tol, data, tmp_path):
     """2 processes x batch 4 vs 1 process x batch 8: the same loss curve, metrics and weights."""
     proc = _torchrun(_cls_args(model, data, tmp_path / "two", *extra))
     cfg = TrainConfig(
@@ -138,7 +140,7 @@ def test_two_processes_of_half_batch_equal_one_process(model, extra, tol, data, 
     w1 = torch.load(tmp_path / "one" / "checkpoints" / "last.pt", weights_only=False)["model"]
     w2 = torch.load(tmp_path / "two" / "checkpoints" / "last.pt", weights_only=False)["model"]
     worst = max(float((w1[k].double() - w2[k].double()).abs().max()) for k in w1 if w1[k].is_floating_point())
-    assert worst < 100 * tol, worst
+    assert worst < weight_tol, worst
 
 
 @pytest.mark.parametrize("rank", ["0", "1"])
