@@ -196,6 +196,28 @@ SWEEP_BASES = {
 }
 
 
+@pytest.mark.parametrize(
+    ("executor", "msg"),
+    [
+        ("{procs_per_point: 0}", "executor.procs_per_point=0 is not allowed; allowed values: integers >= 1"),
+        (
+            "{gpus_per_point: two}",
+            "executor.gpus_per_point='two' is not allowed; allowed values: integers >= 0",
+        ),
+    ],
+)
+def test_a_bad_span_is_one_line_naming_the_field(executor, msg, data, tmp_path):
+    from ablations.spec import SpecError, load_spec
+
+    spec_file = tmp_path / "s.yaml"
+    spec_file.write_text(
+        f"name: bad\nbase: {{model: sdt_tiny, data: {data}}}\naxes: {{bits: [4]}}\nexecutor: {executor}\n"
+    )
+    with pytest.raises(SpecError) as err:
+        load_spec(spec_file)
+    assert str(err.value) == f"{spec_file}:4: {msg}"
+
+
 @pytest.mark.parametrize("task", sorted(SWEEP_BASES))
 def test_a_two_process_point_gives_one_record_under_every_executor(task, data, tmp_path):
     from ablations.executors import LocalPool, RayPool, SubmititPool
