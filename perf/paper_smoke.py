@@ -134,7 +134,9 @@ def _dense(task: str, arch: str, backbone: str, device, iters: int, tmp: Path) -
     timing = _run(step, test, device, iters)
     image = model.data_preprocessor(test_batch, False)["inputs"][:1]
     reset_neurons(model)
-    macs = count_macs(WholeModel(model, forward_fn=forward).eval(), image)[0]
+    whole = WholeModel(model, forward_fn=forward).eval()
+    whole.with_auxiliary = False  # inference MACs: UPerNet's auxiliary head trains only
+    macs = count_macs(whole, image)[0]
     train_shape = model.data_preprocessor(train_batch, True)["inputs"].shape[-2:]
     params = sum(p.numel() for p in model.parameters())
     size = f"{train_shape[0]}x{train_shape[1]} / {image.shape[-2]}x{image.shape[-1]}"
