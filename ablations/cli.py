@@ -81,8 +81,9 @@ def _sweep(args: argparse.Namespace) -> int:
     executor_cfg.pop("kind", None)
     workers = args.workers or executor_cfg.pop("workers", 1)
     executor_cfg.pop("workers", None)
+    span = {k: executor_cfg.pop(k) for k in ("procs_per_point", "gpus_per_point") if k in executor_cfg}
     executor_cfg.update(_params(args.executor_param))
-    executor = make_executor(kind, workers, root, **(executor_cfg if kind != "local" else {}))
+    executor = make_executor(kind, workers, root, **span, **(executor_cfg if kind != "local" else {}))
     try:
         outcome = run_sweep(
             spec, executor, root, retry=args.action == "retry", progress=not args.quiet, wait=not args.no_wait

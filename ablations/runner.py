@@ -55,13 +55,15 @@ def one_line(err: BaseException) -> str:
 def run_point(
     run_dir: str,
     config: dict,
-    gpu: int | None = None,
+    gpu: int | str | None = None,
     task: str = "classification",
     retry: bool = False,
+    procs: int = 1,
 ) -> dict:
-    """Run one point of ``task`` in this process, under the point's lock (called in a worker process by
-    every executor); returns its record, with ``elsewhere: true`` when another process holds the point or
-    has finished it meanwhile.
+    """Run one point of ``task`` in this process (``procs`` > 1: a torchrun job of ``procs`` processes, on
+    the GPUs ``gpu`` names, e.g. ``"0,1"``), under the point's lock (called in a worker process by every
+    executor); returns its record, with ``elsewhere: true`` when another process holds the point or has
+    finished it meanwhile.
 
     The thread count is the config's ``threads`` (part of the point's hash), never the executor's choice,
     so a point gives the same record whoever runs it."""
@@ -89,6 +91,8 @@ def run_point(
             (path / "result.json").unlink()
         try:
             with point_log(path / LOG_NAME):
+                if procs > 1:
+                    return _torchrun_point(path, config, task, procs)
                 return get_task(task).run(config, path, progress=False)
         except Exception as err:
             if read_record(path).status not in DONE:  # the task stopped before writing its record
@@ -101,6 +105,40 @@ def run_point(
             if read_record(path).status not in RECORD_STATUSES:
                 record_crash(path, f"interrupted by {err or 'SIGINT'}", "interrupted", locked=True)
             raise
+
+
+def _torchrun_point(path: Path, config: dict, task: str, procs: int) -> dict:
+    """The point as a torchrun job of ``procs`` processes on this node (``ablations.launch``); its record
+    (a failed one naming the exit code when the job ended without one)."""
+    import json
+    import signal
+    import subprocess
+
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}"]
+    cmd += ["-m", "ablations.launch", task, str(path), json.dumps(config)]
+    started = time.time()
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:  # torchrun passes SIGTERM on to its ranks: rank 0 records the interrupt
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+        raise
+    record = path / "result.json"
+    fresh = record.exists() and record.stat().st_mtime >= started
+    if code != 0 and not (fresh and read_record(path).status in DONE):
+        write_json_atomic(
+            record,
+            dict(
+                status="failed",
+                reason=f"torchrun exited with code {code}",
+                task=task,
+                model=config.get("model"),
+            ),
+        )
+    return read_record(path).record
 
 
 @contextmanager

@@ -12,6 +12,7 @@ exclude: [{bits: 2, distill.kind: fgd}]
 baseline: {bits: 4, distill.kind: none}
 metrics: [top1, energy_mJ, size_MB]
 seeds: [0, 1, 2]           # every point once per seed (or repeats: 3 = seeds 0, 1, 2); tables: mean ± std
+executor: {kind: local, workers: 1, procs_per_point: 2}   # or gpus_per_point: 8 (a torchrun job per point)
 ```
 Errors are one line: ``file:line: field: what is wrong; allowed values``; nothing runs.
 """
@@ -435,12 +436,13 @@ def _check_spec_types(path: Path, lines: dict, raw: dict) -> None:
             f"{_where(path, lines, 'kind', 'executor')}: executor.kind={executor['kind']!r} is not allowed; "
             f"allowed values: {', '.join(EXECUTORS)}"
         )
-    workers = executor.get("workers", 1)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise SpecError(
-            f"{_where(path, lines, 'workers', 'executor')}: executor.workers={workers!r} is not allowed; "
-            "allowed values: integers >= 1"
-        )
+    for key, least in (("workers", 1), ("procs_per_point", 1), ("gpus_per_point", 0)):
+        value = executor.get(key, least)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise SpecError(
+                f"{_where(path, lines, key, 'executor')}: executor.{key}={value!r} is not allowed; "
+                f"allowed values: integers >= {least}"
+            )
 
 
 def _check_model(cfg) -> None:

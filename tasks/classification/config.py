@@ -12,6 +12,9 @@ from tasks.determinism import DEFAULT_THREADS
 
 DISTILL_KINDS = ("none", "qfd", "fgd", "kd")
 OPTIMIZERS = ("adamw", "lamb")
+AUGMENT_RNGS = ("process", "sample")
+# fields left out of the hashed dict at their default, so runs made before they existed keep their hash
+_HASH_DEFAULTS = dict(checkpoint=None, sync_bn=False, augment_rng="process")
 
 
 @dataclass
@@ -57,12 +60,18 @@ class TrainConfig:
     threads: int = DEFAULT_THREADS
     distill: DistillConfig = field(default_factory=DistillConfig)
     checkpoint: str | None = arg(None, "initial weights: spikebench or official checkpoint (fine-tune)")
+    # under torchrun: BatchNorm statistics over the global batch (tasks.distributed.SyncBatchNorm)
+    sync_bn: bool = arg(False, "under torchrun: BatchNorm statistics over the global batch")
+    # augmentation seeds: "process" (each rank's own stream) or "sample" (seed, epoch, index: the same
+    # crops and flips for any number of processes; tasks.classification.parallel)
+    augment_rng: str = arg("process", "process (each rank's own stream) or sample (per-sample seeds)")
 
     def __post_init__(self) -> None:
         if isinstance(self.distill, dict):
             self.distill = DistillConfig(**self.distill)
         check_types(self)
         check_choice("opt", self.opt, OPTIMIZERS)
+        check_choice("augment_rng", self.augment_rng, AUGMENT_RNGS)
         check_choice("distill.kind", self.distill.kind, DISTILL_KINDS)
         check_positive_int("threads", self.threads)
         if self.epochs < 1 or self.batch_size < 1:
@@ -77,10 +86,12 @@ class TrainConfig:
             )
 
     def as_dict(self) -> dict:
-        """The config as a plain dict; ``checkpoint`` only when set (earlier runs keep their hash)."""
+        """The config as a plain dict; ``checkpoint``, ``sync_bn`` and ``augment_rng`` only when not at their
+        default (earlier runs keep their hash)."""
         d = asdict(self)
-        if d["checkpoint"] is None:
-            del d["checkpoint"]
+        for key, default in _HASH_DEFAULTS.items():
+            if d[key] == default:
+                del d[key]
         return d
 
     def digest(self) -> str:

@@ -14,14 +14,13 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from bench.data.datasets import build_datasets, resolve_data
@@ -32,7 +31,17 @@ from bench.registry import create_model, model_entry
 from tasks.classification.config import TrainConfig
 from tasks.classification.distill import Distiller, WithFeatures, runner
 from tasks.classification.metrics import accuracy
+from tasks.classification.parallel import SampleSeeded, per_process_batch, train_loader
 from tasks.determinism import deterministic
+from tasks.distributed import (
+    all_reduce_sum,
+    barrier,
+    batch_record,
+    convert_sync_batchnorm,
+    default_device,
+    setup,
+    writes_failure_record,
+)
 from tasks.record import environment, previous_ok, stopped_record, trim_measurement
 
 
@@ -77,28 +86,6 @@ def _load_checkpoint(out: Path, dev: torch.device, restore: Callable[[dict], Non
     return None
 
 
-@dataclass
-class _Dist:
-    """This process's place in a torchrun job (rank 0 of 1 without one)."""
-
-    rank: int = 0
-    world: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _dist_setup(device: torch.device) -> _Dist:
-    """Join the torchrun process group (gloo on CPU, nccl on GPUs) when WORLD_SIZE > 1."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return _Dist()
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return _Dist(dist.get_rank(), dist.get_world_size())
 
 
 def _schedule(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
@@ -161,10 +148,9 @@ def train(
     if previous is not None:
         return previous
     entry = model_entry(cfg.model)  # unknown model: one-line error before anything is written
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if dev.type == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    ddp = _dist_setup(dev)
+    dev = default_device(device)
+    ddp = setup(dev)
+    started = time.time()
     try:
         with deterministic(cfg.threads, dev) as repeatability:
             if ddp.main:
@@ -189,7 +175,7 @@ def train(
                 ddp,
             )
     except BaseException as err:  # interrupts too: the record says why the run stopped
-        if ddp.main:
+        if writes_failure_record(ddp, result_path, started):
             write_json_atomic(result_path, stopped_record(err, "classification", cfg.model))
         raise
     if ddp.main:
@@ -202,6 +188,10 @@ def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train
     model = create_model(
         cfg.model, num_classes=spec.num_classes, checkpoint=cfg.checkpoint, **cfg.overrides
     ).to(dev)
+    if cfg.sync_bn:
+        model = convert_sync_batchnorm(model)
+    if cfg.augment_rng == "sample":
+        train_set = SampleSeeded(train_set, cfg.seed)
     run = runner(model)
     if ddp.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -210,7 +200,7 @@ def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train
             WithFeatures(model), device_ids=[dev.index] if dev.type == "cuda" else None
         )
         run = lambda x, features: wrapped(x, features)  # noqa: E731
-        _seed_all(cfg.seed + 1000 * ddp.rank)  # different augmentation on every rank
+        _seed_all(cfg.seed + 1000 * ddp.rank)  # augment_rng="process": every rank its own stream
     distiller = None
     if cfg.distill.kind != "none":
         distiller = Distiller(cfg.distill, model, spec.num_classes, img_size, dev)
@@ -249,25 +239,7 @@ def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train
         _set_rng_state(ckpt["rng"])
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
-        if ddp.world > 1:
-            from torch.utils.data.distributed import DistributedSampler
-
-            sampler = DistributedSampler(
-                train_set, ddp.world, ddp.rank, shuffle=True, seed=cfg.seed, drop_last=True
-            )
-            sampler.set_epoch(epoch)
-        else:
-            sampler = RandomSampler(
-                train_set, generator=torch.Generator().manual_seed(cfg.seed * 10007 + epoch)
-            )
-        per_rank = max(1, cfg.batch_size // ddp.world)  # batch_size is the global batch
-        loader = DataLoader(
-            train_set,
-            batch_size=per_rank,
-            sampler=sampler,
-            num_workers=workers,
-            drop_last=len(train_set) > cfg.batch_size,
-        )
+        loader = train_loader(train_set, cfg.batch_size, cfg.seed, epoch, ddp, workers)
         sums = dict(loss=0.0, ce=0.0, distill=0.0, n=0)
         t0 = time.perf_counter()
         teacher_before = distiller.time if distiller else 0.0
@@ -302,16 +274,8 @@ def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train
             sums["distill"] += float(d_loss.detach()) * b
             bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.3f}")
         epoch_time = time.perf_counter() - t0
-        if ddp.world > 1:  # global averages over every rank's samples
-            import torch.distributed as dist
-
-            totals = torch.tensor(
-                [sums["n"], sums["loss"], sums["ce"], sums["distill"]], dtype=torch.float64, device=dev
-            )
-            dist.all_reduce(totals)
-            sums = dict(
-                n=int(totals[0]), loss=float(totals[1]), ce=float(totals[2]), distill=float(totals[3])
-            )
+        totals = all_reduce_sum([sums["n"], sums["loss"], sums["ce"], sums["distill"]], ddp, dev)
+        sums = dict(n=int(totals[0]), loss=totals[1], ce=totals[2], distill=totals[3])  # every rank's samples
         row = dict(
             epoch=epoch + 1,
             train_loss=sums["loss"] / sums["n"],
@@ -338,8 +302,7 @@ def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train
                 ),
                 ckpt_path,
             )
-        if ddp.world > 1:
-            torch.distributed.barrier()  # every rank sees the checkpoint before going on
+        barrier(ddp)  # every rank sees the checkpoint before going on
         if on_epoch_end is not None:
             on_epoch_end(epoch + 1, row)
     efficiency = None
@@ -367,4 +330,14 @@ def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train
         else dict(name=cfg.distill.teacher, macs_G=distiller.teacher_macs / 1e9, time_s=distiller.time),
         config_digest=cfg.digest(),
         checkpoint=getattr(model, "checkpoint_report", None),
+        distributed=dict(
+            batch_record(
+                ddp,
+                per_process_batch(cfg.batch_size, ddp),
+                "global",
+                "absolute (lr as configured, not scaled with the batch)",
+                "sync" if cfg.sync_bn else "per_process",
+            ),
+            augment_rng=cfg.augment_rng,
+        ),
     )

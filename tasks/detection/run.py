@@ -17,6 +17,7 @@ from bench.errors import ConfigError
 from bench.io import write_json_atomic
 from tasks.api import require_openmmlab
 from tasks.detection.config import DetConfig
+from tasks.distributed import is_main_process
 
 CUSTOM_IMPORTS = [
     "tasks.openmm",
@@ -117,7 +118,8 @@ def train_detection(cfg: DetConfig, out: Path, progress: bool = False) -> dict:
     )
     if result.get("status") == "ok" and "detector" not in result:
         result.update(_detection_fields(cfg, out))
-        write_json_atomic(out / "result.json", result)
+        if is_main_process():  # under torchrun, rank 0 writes the record
+            write_json_atomic(out / "result.json", result)
     return result
 
 

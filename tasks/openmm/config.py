@@ -10,7 +10,6 @@ checkpoint interval, batch size, learning rate and the runner hooks.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from mmengine.config import Config, ConfigDict
 
 from bench.errors import ConfigError, check_choice
 from bench.registry import create_model
+from tasks.distributed import backend_for, default_device, world_size
 
 TASKS_ROOT = Path(__file__).resolve().parents[1]
 SIZES = ("tiny", "paper")
@@ -168,20 +168,16 @@ def load_config(
     )
     cfg.default_hooks.logger = dict(type="LoggerHook", interval=log_interval, log_metric_by_epoch=False)
     cfg.log_processor = dict(by_epoch=False)
-    ours = ("NeuronResetHook", "RngStateHook", "HistoryHook")
-    hooks = [h for h in cfg.get("custom_hooks") or [] if h["type"] not in ours]
-    cfg.custom_hooks = hooks + [
-        dict(type="NeuronResetHook"),
-        dict(type="RngStateHook"),
-        dict(type="HistoryHook", interval=log_interval),
-    ]
-    cuda = torch.cuda.is_available()
+    ours = ("NeuronResetHook", "RngStateHook", "BatchCountHook", "HistoryHook")
+    cfg.custom_hooks = [h for h in cfg.get("custom_hooks") or [] if h["type"] not in ours]
+    cfg.custom_hooks += [dict(type=t) for t in ours[:3]] + [dict(type="HistoryHook", interval=log_interval)]
     cfg.env_cfg = dict(
         cudnn_benchmark=False,
         mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
-        dist_cfg=dict(backend="nccl" if cuda else "gloo"),
+        dist_cfg=dict(backend=backend_for(default_device())),  # tasks.distributed: gloo on CPU, NCCL on CUDA
     )
-    cfg.launcher = "pytorch" if int(os.environ.get("WORLD_SIZE", "1")) > 1 else "none"
+    cfg.launcher = "pytorch" if world_size() > 1 else "none"
+    cfg.model_wrapper_cfg = dict(type="SpikebenchDDP", broadcast_buffers=False, find_unused_parameters=False)
     cfg.resume = False
     cfg.load_from = None
     cfg.backbone_maps = maps

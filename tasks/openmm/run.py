@@ -27,6 +27,7 @@ from mmengine.fileio import LocalBackend, register_backend
 from bench.io import atomic_path, write_json_atomic, write_text_atomic
 from bench.registry import model_entry
 from tasks.determinism import DEFAULT_THREADS, deterministic
+from tasks.distributed import default_device, is_main_process, setup
 from tasks.openmm.history import finish_history
 from tasks.record import environment, previous_ok, stopped_record, trim_measurement
 
@@ -129,8 +130,8 @@ def run_openmm(
     model_entry(cfg_obj.model)
     validate()
     mm_cfg = build_config(out / "mm")
-    main = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 writes the records
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    main = is_main_process()  # under torchrun, rank 0 writes the records
+    device = default_device()
     threads = getattr(cfg_obj, "threads", DEFAULT_THREADS)
     options = dict(
         task=task,
@@ -198,6 +199,9 @@ def _train_test(
     from mmengine.runner import Runner
 
     import tasks.openmm  # noqa: F401  (registers the backbone and hooks)
+    from tasks.openmm.parallel import distributed_record
+
+    info = setup(default_device())  # the process group before mmengine's launcher (which needs CUDA)
 
     ckpt = latest_checkpoint(out / "mm")
     mm_cfg = mm_cfg.copy()
@@ -223,7 +227,7 @@ def _train_test(
     if extra_metrics is not None:
         record_metrics.update(extra_metrics(runner))
     efficiency = None
-    if measure and os.environ.get("RANK", "0") == "0":
+    if measure and info.main:
         model = runner.model.module if hasattr(runner.model, "module") else runner.model
         images = test_images(runner, measure_images)
         efficiency = (measure_fn or _measure)(model, images)
@@ -245,6 +249,7 @@ def _train_test(
         overrides={k: v for k, v in bb.items() if k not in ("type", "model_name", "out_indices")},
         iters=runner.train_loop.max_iters,
         config_digest=cfg_obj.digest(),
+        distributed=distributed_record(runner, mm_cfg, info),
     )
 
 
