@@ -143,13 +143,16 @@ def _dense(task: str, arch: str, backbone: str, device, iters: int, tmp: Path) -
     return dict(input=size, params_M=params / 1e6, GMACs=macs / 1e9, **timing)
 
 
-def run_one(config: str, backbone: str, device_name: str, amp: bool, iters: int) -> dict:
+def run_one(
+    config: str, backbone: str, device_name: str, amp: bool, iters: int, batch: int | None = None
+) -> dict:
     """One (config, backbone): its row of the table (``status`` ok, skipped or failed with the reason)."""
     import torch
 
     spec = yaml.safe_load(TABLE.read_text())["configs"][config]
     device = torch.device(device_name)
-    batch = (yaml.safe_load(TABLE.read_text()).get("train_batch") or {}).get(backbone, 1)
+    least = (yaml.safe_load(TABLE.read_text()).get("train_batch") or {}).get(backbone, 1)
+    batch = max(batch or 1, least) if spec["task"] == "classification" else least
     row = dict(config=config, backbone=backbone, train_batch=batch)
     try:
         if spec["task"] == "classification":
@@ -165,7 +168,8 @@ def run_one(config: str, backbone: str, device_name: str, amp: bool, iters: int)
     except Exception as err:  # one row says why; the table goes on
         return dict(row, status="failed", reason=f"{type(err).__name__}: {err}".splitlines()[0][:160])
     if device.type == "cuda":
-        row.update(it_per_s=1.0 / row["s_per_iter"], peak_GB=torch.cuda.max_memory_allocated() / 2**30)
+        peak = torch.cuda.max_memory_allocated() / 2**30
+        row.update(it_per_s=1.0 / row["s_per_iter"], img_per_s=batch / row["s_per_iter"], peak_GB=peak)
     else:
         row.update(peak_GB=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
     return dict(row, status="ok")
@@ -180,11 +184,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast (GPU)")
     p.add_argument("--iters", type=int, default=None, help="timed iterations (default: CPU 1, CUDA 5)")
     p.add_argument("--json", default=None, help="also write the rows to this file")
+    p.add_argument("--batch", type=int, default=None, help="classification training batch (default 1)")
     p.add_argument("--one", nargs=2, metavar=("CONFIG", "BACKBONE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     iters = args.iters or (5 if args.device.startswith("cuda") else 1)
     if args.one:
-        print(json.dumps(run_one(*args.one, args.device, args.amp, iters)))
+        print(json.dumps(run_one(*args.one, args.device, args.amp, iters, args.batch)))
         return 0
     bad = [c for c in args.only if c not in table["configs"]] + [
         f for f in args.families if f not in table["backbones"]
@@ -214,7 +219,9 @@ def _child(config: str, backbone: str, args: argparse.Namespace, iters: int) -> 
     ]
     root = str(HERE.parent)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-    proc = subprocess.run(cmd + (["--amp"] if args.amp else []), capture_output=True, text=True, env=env)
+    cmd += ["--amp"] if args.amp else []
+    cmd += ["--batch", str(args.batch)] if args.batch else []
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if not lines:
         why = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1][:160]
@@ -236,6 +243,7 @@ COLUMNS = (
     "s_per_iter",
     "s_per_test_image",
     "it_per_s",
+    "img_per_s",
 )
 
 
