@@ -284,3 +284,20 @@ def test_quantized_ann_twin_and_the_crossover_firing_rate():
     assert s["crossover_rate"] is not None
     at = scaled_record(rec, s["crossover_rate"] / rec["fr_mean"])
     assert energy_hw_of_record(at, "45nm")["energy_hw_mJ"] == pytest.approx(s["twin_energy_hw_mJ"], rel=1e-3)
+
+
+def test_spec_hardware_is_a_measurement_option_outside_point_identity(tmp_path):
+    from ablations.spec import SpecError, load_spec
+
+    body = (
+        "name: hw\nbase: {model: sdt_tiny, data: generated:imagenet-10, epochs: 1}\naxes:\n  bits: [4, 32]\n"
+    )
+    plain, loihi, bad = tmp_path / "a.yaml", tmp_path / "b.yaml", tmp_path / "c.yaml"
+    plain.write_text(body)
+    loihi.write_text(body + "hardware: loihi\n")
+    bad.write_text(body + "hardware: 7nm\n")
+    a, b = load_spec(plain, validate_models=False), load_spec(loihi, validate_models=False)
+    assert (a.hardware, b.hardware) == ("45nm", "loihi")
+    assert [p.name for p in a.points()] == [p.name for p in b.points()]  # same runs: nothing retrains
+    with pytest.raises(SpecError, match=r"c.yaml:5: hardware='7nm' is not allowed; allowed values: 45nm"):
+        load_spec(bad, validate_models=False)
