@@ -224,10 +224,12 @@ def test_bad_hardware_files_name_the_file_and_field(tmp_path):
     )
 
 
-class _Neck(nn.Module):
-    def __init__(self) -> None:
+class _OnFirstMap(nn.Module):
+    """A linear layer on the first map of a feature tuple (a neck or a head)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
-        self.fc = nn.Linear(10, 6)
+        self.fc = nn.Linear(cin, cout)
 
     def forward(self, feats):
         return (self.fc(feats[0]),)
@@ -239,8 +241,8 @@ class _Detector(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.backbone = bench.create_model("qsd_tiny", num_classes=10)
-        self.neck = _Neck()
-        self.bbox_head = nn.Linear(6, 4)
+        self.neck = _OnFirstMap(10, 6)
+        self.bbox_head = _OnFirstMap(6, 4)
 
     def forward(self, x):  # pragma: no cover - WholeModel runs the parts
         raise NotImplementedError
