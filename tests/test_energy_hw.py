@@ -224,10 +224,12 @@ def test_bad_hardware_files_name_the_file_and_field(tmp_path):
     )
 
 
-class _Neck(nn.Module):
-    def __init__(self) -> None:
+class _OnFirstMap(nn.Module):
+    """A linear layer on the first map of a feature tuple (a neck or a head)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
-        self.fc = nn.Linear(10, 6)
+        self.fc = nn.Linear(cin, cout)
 
     def forward(self, feats):
         return (self.fc(feats[0]),)
@@ -239,8 +241,8 @@ class _Detector(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.backbone = bench.create_model("qsd_tiny", num_classes=10)
-        self.neck = _Neck()
-        self.bbox_head = nn.Linear(6, 4)
+        self.neck = _OnFirstMap(10, 6)
+        self.bbox_head = _OnFirstMap(6, 4)
 
     def forward(self, x):  # pragma: no cover - WholeModel runs the parts
         raise NotImplementedError
@@ -284,3 +286,20 @@ def test_quantized_ann_twin_and_the_crossover_firing_rate():
     assert s["crossover_rate"] is not None
     at = scaled_record(rec, s["crossover_rate"] / rec["fr_mean"])
     assert energy_hw_of_record(at, "45nm")["energy_hw_mJ"] == pytest.approx(s["twin_energy_hw_mJ"], rel=1e-3)
+
+
+def test_spec_hardware_is_a_measurement_option_outside_point_identity(tmp_path):
+    from ablations.spec import SpecError, load_spec
+
+    body = (
+        "name: hw\nbase: {model: sdt_tiny, data: generated:imagenet-10, epochs: 1}\naxes:\n  bits: [4, 32]\n"
+    )
+    plain, loihi, bad = tmp_path / "a.yaml", tmp_path / "b.yaml", tmp_path / "c.yaml"
+    plain.write_text(body)
+    loihi.write_text(body + "hardware: loihi\n")
+    bad.write_text(body + "hardware: 7nm\n")
+    a, b = load_spec(plain, validate_models=False), load_spec(loihi, validate_models=False)
+    assert (a.hardware, b.hardware) == ("45nm", "loihi")
+    assert [p.name for p in a.points()] == [p.name for p in b.points()]  # same runs: nothing retrains
+    with pytest.raises(SpecError, match=r"c.yaml:5: hardware='7nm' is not allowed; allowed values: 45nm"):
+        load_spec(bad, validate_models=False)
