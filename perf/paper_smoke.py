@@ -2,8 +2,8 @@
 (``perf/paper_smoke.yaml``), runs one training iteration and one test image at paper resolution, batch 1.
 
 Each (config, backbone) runs in its own process, so its peak memory is its own. Prints a table: config,
-backbone, train batch (1; a backbone that cannot train on one image, as ``train_batch`` in the YAML says,
-on its minimum), input size, parameters, GMACs of one test forward at paper resolution, seconds per
+backbone, train batch (1; a backbone or config that cannot train on one image, as ``train_batch`` in the
+YAML says, on its minimum), input size, parameters, GMACs of one test forward at paper resolution, seconds per
 training iteration, seconds per test image, peak memory. ``--device cuda --amp``: a few iterations on one
 GPU under bfloat16 autocast, reporting iterations/s and peak GPU memory (the GPU machine may lack the
 OpenMMLab stack: dense configs then print one ``skipped`` line and the classification rows run).
@@ -84,7 +84,7 @@ def _run(step, test, device, iters: int) -> dict:
     return dict(s_per_iter=_timed(step, device, iters), s_per_test_image=_timed(test, device, iters))
 
 
-def _dense(task: str, arch: str, backbone: str, device, iters: int, tmp: Path) -> dict:
+def _dense(task: str, arch: str, backbone: str, device, iters: int, tmp: Path, batch: int) -> dict:
     import torch
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
@@ -100,8 +100,8 @@ def _dense(task: str, arch: str, backbone: str, device, iters: int, tmp: Path) -
         from tasks.detection.config import DetConfig
         from tasks.detection.run import build_config, detector_forward
 
-        root = write_coco(tmp / "coco", seed=0, train_images=1, val_images=1, size=640)
-        cfg = DetConfig(model=backbone, detector=arch, size="paper", iters=1, batch_size=1, measure=False)
+        root = write_coco(tmp / "coco", seed=0, train_images=batch, val_images=1, size=640)
+        cfg = DetConfig(model=backbone, detector=arch, size="paper", iters=1, batch_size=batch, measure=False)
         mm, scope, forward = build_config(cfg, root, tmp / "work"), "mmdet", detector_forward
     else:
         import tasks.segmentation.metric  # noqa: F401
@@ -109,8 +109,10 @@ def _dense(task: str, arch: str, backbone: str, device, iters: int, tmp: Path) -
         from tasks.segmentation.build import mm_config
         from tasks.segmentation.config import SegConfig
 
-        root = write_ade20k(tmp / "ade", seed=0, train_images=1, val_images=1, size=640)
-        cfg = SegConfig(model=backbone, segmentor=arch, size="paper", iters=1, batch_size=1, measure=False)
+        root = write_ade20k(tmp / "ade", seed=0, train_images=batch, val_images=1, size=640)
+        cfg = SegConfig(
+            model=backbone, segmentor=arch, size="paper", iters=1, batch_size=batch, measure=False
+        )
         mm, scope, forward = mm_config(cfg, root, tmp / "work"), "mmseg", None
     init_default_scope(scope)
     from mmengine.registry import MODELS
@@ -149,7 +151,8 @@ def run_one(config: str, backbone: str, device_name: str, amp: bool, iters: int)
 
     spec = yaml.safe_load(TABLE.read_text())["configs"][config]
     device = torch.device(device_name)
-    batch = (yaml.safe_load(TABLE.read_text()).get("train_batch") or {}).get(backbone, 1)
+    minimum = yaml.safe_load(TABLE.read_text()).get("train_batch") or {}
+    batch = max(minimum.get(backbone, 1), minimum.get(config, 1))
     row = dict(config=config, backbone=backbone, train_batch=batch)
     try:
         if spec["task"] == "classification":
@@ -161,7 +164,7 @@ def run_one(config: str, backbone: str, device_name: str, amp: bool, iters: int)
             except ImportError:
                 return dict(row, status="skipped", reason="mmdet/mmseg not installed")
             with tempfile.TemporaryDirectory() as tmp:
-                row.update(_dense(spec["task"], spec["arch"], backbone, device, iters, Path(tmp)))
+                row.update(_dense(spec["task"], spec["arch"], backbone, device, iters, Path(tmp), batch))
     except Exception as err:  # one row says why; the table goes on
         return dict(row, status="failed", reason=f"{type(err).__name__}: {err}".splitlines()[0][:160])
     if device.type == "cuda":
