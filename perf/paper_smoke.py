@@ -2,8 +2,8 @@
 (``perf/paper_smoke.yaml``), runs one training iteration and one test image at paper resolution, batch 1.
 
 Each (config, backbone) runs in its own process, so its peak memory is its own. Prints a table: config,
-backbone, train batch (1; a backbone that cannot train on one image, as ``train_batch`` in the YAML says,
-on its minimum), input size, parameters, GMACs of one test forward at paper resolution, seconds per
+backbone, train batch (1; a backbone or config that cannot train on one image, as ``train_batch`` in the
+YAML says, on its minimum), input size, parameters, GMACs of one test forward at paper resolution, seconds per
 training iteration, seconds per test image, peak memory. ``--device cuda --amp``: a few iterations on one
 GPU under bfloat16 autocast, reporting iterations/s and peak GPU memory (the GPU machine may lack the
 OpenMMLab stack: dense configs then print one ``skipped`` line and the classification rows run).
@@ -84,7 +84,7 @@ def _run(step, test, device, iters: int) -> dict:
     return dict(s_per_iter=_timed(step, device, iters), s_per_test_image=_timed(test, device, iters))
 
 
-def _dense(task: str, arch: str, backbone: str, device, iters: int, tmp: Path) -> dict:
+def _dense(task: str, arch: str, backbone: str, device, iters: int, tmp: Path, batch: int) -> dict:
     import torch
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
@@ -100,8 +100,8 @@ def _dense(task: str, arch: str, backbone: str, device, iters: int, tmp: Path) -
         from tasks.detection.config import DetConfig
         from tasks.detection.run import build_config, detector_forward
 
-        root = write_coco(tmp / "coco", seed=0, train_images=1, val_images=1, size=640)
-        cfg = DetConfig(model=backbone, detector=arch, size="paper", iters=1, batch_size=1, measure=False)
+        root = write_coco(tmp / "coco", seed=0, train_images=batch, val_images=1, size=640)
+        cfg = DetConfig(model=backbone, detector=arch, size="paper", iters=1, batch_size=batch, measure=False)
         mm, scope, forward = build_config(cfg, root, tmp / "work"), "mmdet", detector_forward
     else:
         import tasks.segmentation.metric  # noqa: F401
@@ -109,8 +109,10 @@ def _dense(task: str, arch: str, backbone: str, device, iters: int, tmp: Path) -
         from tasks.segmentation.build import mm_config
         from tasks.segmentation.config import SegConfig
 
-        root = write_ade20k(tmp / "ade", seed=0, train_images=1, val_images=1, size=640)
-        cfg = SegConfig(model=backbone, segmentor=arch, size="paper", iters=1, batch_size=1, measure=False)
+        root = write_ade20k(tmp / "ade", seed=0, train_images=batch, val_images=1, size=640)
+        cfg = SegConfig(
+            model=backbone, segmentor=arch, size="paper", iters=1, batch_size=batch, measure=False
+        )
         mm, scope, forward = mm_config(cfg, root, tmp / "work"), "mmseg", None
     init_default_scope(scope)
     from mmengine.registry import MODELS
@@ -143,16 +145,14 @@ def _dense(task: str, arch: str, backbone: str, device, iters: int, tmp: Path) -
     return dict(input=size, params_M=params / 1e6, GMACs=macs / 1e9, **timing)
 
 
-def run_one(
-    config: str, backbone: str, device_name: str, amp: bool, iters: int, batch: int | None = None
-) -> dict:
+def run_one(config: str, backbone: str, device_name: str, amp: bool, iters: int) -> dict:
     """One (config, backbone): its row of the table (``status`` ok, skipped or failed with the reason)."""
     import torch
 
     spec = yaml.safe_load(TABLE.read_text())["configs"][config]
     device = torch.device(device_name)
-    least = (yaml.safe_load(TABLE.read_text()).get("train_batch") or {}).get(backbone, 1)
-    batch = max(batch or 1, least) if spec["task"] == "classification" else least
+    minimum = yaml.safe_load(TABLE.read_text()).get("train_batch") or {}
+    batch = max(minimum.get(backbone, 1), minimum.get(config, 1))
     row = dict(config=config, backbone=backbone, train_batch=batch)
     try:
         if spec["task"] == "classification":
@@ -164,12 +164,11 @@ def run_one(
             except ImportError:
                 return dict(row, status="skipped", reason="mmdet/mmseg not installed")
             with tempfile.TemporaryDirectory() as tmp:
-                row.update(_dense(spec["task"], spec["arch"], backbone, device, iters, Path(tmp)))
+                row.update(_dense(spec["task"], spec["arch"], backbone, device, iters, Path(tmp), batch))
     except Exception as err:  # one row says why; the table goes on
         return dict(row, status="failed", reason=f"{type(err).__name__}: {err}".splitlines()[0][:160])
     if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated() / 2**30
-        row.update(it_per_s=1.0 / row["s_per_iter"], img_per_s=batch / row["s_per_iter"], peak_GB=peak)
+        row.update(it_per_s=1.0 / row["s_per_iter"], peak_GB=torch.cuda.max_memory_allocated() / 2**30)
     else:
         row.update(peak_GB=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
     return dict(row, status="ok")
@@ -184,12 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast (GPU)")
     p.add_argument("--iters", type=int, default=None, help="timed iterations (default: CPU 1, CUDA 5)")
     p.add_argument("--json", default=None, help="also write the rows to this file")
-    p.add_argument("--batch", type=int, default=None, help="classification training batch (default 1)")
     p.add_argument("--one", nargs=2, metavar=("CONFIG", "BACKBONE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     iters = args.iters or (5 if args.device.startswith("cuda") else 1)
     if args.one:
-        print(json.dumps(run_one(*args.one, args.device, args.amp, iters, args.batch)))
+        print(json.dumps(run_one(*args.one, args.device, args.amp, iters)))
         return 0
     bad = [c for c in args.only if c not in table["configs"]] + [
         f for f in args.families if f not in table["backbones"]
@@ -219,9 +217,7 @@ def _child(config: str, backbone: str, args: argparse.Namespace, iters: int) -> 
     ]
     root = str(HERE.parent)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-    cmd += ["--amp"] if args.amp else []
-    cmd += ["--batch", str(args.batch)] if args.batch else []
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    proc = subprocess.run(cmd + (["--amp"] if args.amp else []), capture_output=True, text=True, env=env)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if not lines:
         why = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1][:160]
@@ -243,7 +239,6 @@ COLUMNS = (
     "s_per_iter",
     "s_per_test_image",
     "it_per_s",
-    "img_per_s",
 )
 
 

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from procs import survivors
 
 from bench.data.generate import write_imagenet_folder
 from tasks.classification.config import TrainConfig
 from tasks.classification.train import train
 from tasks.distributed import DistInfo, SyncBatchNorm, backend_for, convert_sync_batchnorm, shard
-from tests.procs import survivors
 
 ROOT = Path(__file__).resolve().parents[1]
 # relative; float summation order only (the mean of two half-batch gradients vs one mean): measured 4e-8
