@@ -62,6 +62,9 @@ LABELS = {
     "mIoU": "mIoU (%)",
 }
 MARK_SIG, MARK_FLAG = "*", "†"
+# A spread below this fraction of the mean is float rounding (summation order), not a difference between
+# runs: shown as exact (± 0) and tested as exact, e.g. 0.3604 ± 6.8e-17 for a size that every seed shares.
+FLOAT_NOISE = 1e-9
 
 
 def setting(value: object) -> str:
@@ -85,19 +88,25 @@ def _values(group: pd.DataFrame, metric: str) -> pd.Series:
 def compare(a: pd.Series, b: pd.Series) -> tuple[float, str]:
     """Two-sided p-value that the means of ``a`` and ``b`` differ, and the test's name: ``paired-t`` when
     both are indexed by the same seeds, ``welch-t`` otherwise; ``exact`` when both sides have zero variance
-    (p = 0 if the means differ, 1 if not); ``none`` (p = NaN) when a side has fewer than 2 values."""
+    (up to ``FLOAT_NOISE``; p = 0 if the means differ, 1 if not); ``none`` (p = NaN) when a side has fewer
+    than 2 values."""
     from scipy import stats
 
     if len(a) < 2 or len(b) < 2:
         return math.nan, "none"
+    scale = max(float(a.abs().max()), float(b.abs().max()))
+
+    def flat(x: pd.Series) -> bool:  # no spread beyond float rounding (FLOAT_NOISE)
+        return x.std(ddof=1) <= FLOAT_NOISE * scale
+
     paired = set(a.index) == set(b.index)
     if paired:
         d = a - b.reindex(a.index)
-        if d.std(ddof=1) == 0:
-            return (0.0 if d.mean() != 0 else 1.0), "exact"
+        if flat(d):
+            return (0.0 if abs(d.mean()) > FLOAT_NOISE * scale else 1.0), "exact"
         return float(stats.ttest_rel(a, b.reindex(a.index)).pvalue), "paired-t"
-    if a.std(ddof=1) == 0 and b.std(ddof=1) == 0:
-        return (0.0 if a.mean() != b.mean() else 1.0), "exact"
+    if flat(a) and flat(b):
+        return (0.0 if abs(a.mean() - b.mean()) > FLOAT_NOISE * scale else 1.0), "exact"
     return float(stats.ttest_ind(a, b, equal_var=False).pvalue), "welch-t"
 
 
@@ -207,9 +216,6 @@ def _best(table: pd.DataFrame, values: dict, metric: str) -> object:
     return first if not math.isnan(p) and p < ALPHA else None
 
 
-# A spread below this fraction of the mean is float rounding (summation order), not a difference between
-# runs: shown as exact (± 0), e.g. 0.3604 ± 6.8e-17 for a model size that every seed shares.
-FLOAT_NOISE = 1e-9
 SPREAD_DIGITS = 2  # significant digits of the spread; the mean is rounded to the same decimal
 EXACT_DIGITS = 4  # significant digits of a value without spread (n = 1, or exact)
 

@@ -129,6 +129,7 @@ def test_numbers_are_printed_to_the_digits_their_spread_supports():
     # energy: spreads of ~2e-6 -> 7 decimals; size: exact, shown with 4 significant digits and ± 0
     assert "| 0.0119333 ± 0.0000021 " in rows["32"]
     assert "| 0.3604 ± 0 " in rows["32"] and "e-17" not in md
+    assert table.loc["2", "Δ size_MB test"] == "exact" and not table.loc["2", "Δ size_MB sig"]
     tex = to_latex(table, best)
     assert "72.92 $\\pm$ 1.70" in tex and "0.3604 $\\pm$ 0" in tex
     csv = pd.read_csv(pd.io.common.StringIO(to_csv(table, best)))
