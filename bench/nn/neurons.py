@@ -50,7 +50,7 @@ class _IntegerFire(torch.autograd.Function):
     def forward(ctx, x: Tensor, levels: int) -> Tensor:  # noqa: D102
         ctx.save_for_backward(x)
         ctx.levels = levels
-        return torch.floor(x.clamp(0, levels) + 0.5)
+        return x.clamp(0, levels).add_(0.5).floor_()
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # noqa: D102
@@ -188,14 +188,30 @@ def plain(x: Tensor) -> Tensor:
 
 
 class BaseNeuron(nn.Module):
-    """Charge -> fire -> reset over the leading time axis; subclasses define the three steps."""
+    """Charge -> fire -> reset over the leading time axis; subclasses define the three steps.
+
+    ``v`` is the membrane potential after the last step; a subclass may leave it pending (``_pending``:
+    the arguments of ``reset_membrane``) so that it is computed only when read.
+    """
 
     def __init__(self, v_threshold: float = 1.0, detach_reset: bool = True) -> None:
         super().__init__()
         self.v_threshold = v_threshold
         self.detach_reset = detach_reset
         self.spike_driven = False
-        self.v: Tensor | None = None
+        self.v = None
+
+    @property
+    def v(self) -> Tensor | None:
+        if self._pending is not None:
+            with torch.no_grad():
+                self._v = self.reset_membrane(*self._pending)
+            self._pending = None
+        return self._v
+
+    @v.setter
+    def v(self, value: Tensor | None) -> None:
+        self._v, self._pending = value, None
 
     def reset(self) -> None:
         """Forget the membrane potential."""
@@ -210,11 +226,15 @@ class BaseNeuron(nn.Module):
     def reset_membrane(self, h: Tensor, s: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def kept_state(self, x: Tensor) -> Tensor | None:
+        """The kept membrane potential, or None (no state yet, or a step of another shape)."""
+        v = self.v
+        return v if v is not None and v.shape == x.shape[1:] else None
+
     def initial_state(self, x: Tensor) -> Tensor:
         """The kept membrane potential, or zeros (no state yet, or a step of another shape)."""
-        if self.v is not None and self.v.shape == x.shape[1:]:
-            return self.v
-        return torch.zeros_like(x[0])
+        v = self.kept_state(x)
+        return v if v is not None else torch.zeros_like(x[0])
 
     def forward(self, x: Tensor) -> Tensor:
         v = self.initial_state(x)
@@ -336,7 +356,10 @@ class IELIF(BaseNeuron):
 
     def count(self, h: Tensor) -> Tensor:
         """Integer spike count k in 0..D (straight-through gradient)."""
-        return _IntegerFire.apply(h * (self.levels / self.v_threshold), self.levels)
+        y = h * (self.levels / self.v_threshold)
+        if torch.is_grad_enabled() and y.requires_grad:
+            return _IntegerFire.apply(y, self.levels)
+        return y.clamp_(0, self.levels).add_(0.5).floor_()  # the same ops, in place on a fresh tensor
 
     def fire(self, h: Tensor) -> Tensor:
         return self.count(h) * self.spike_value
@@ -345,12 +368,26 @@ class IELIF(BaseNeuron):
         return h - s * (self.v_threshold / self.levels) / self.spike_value
 
     def forward(self, x: Tensor) -> Tensor | Spikes:
-        s = super().forward(x)
+        # The loop of BaseNeuron.forward with three shortcuts that keep every spike bitwise: a fresh neuron
+        # charges H = X (0 (1 - 1/tau) + X = X), the membrane after the last step is computed only when read
+        # (``v``), and T = 1 needs no stack.
+        v = self.kept_state(x)
+        counts, out = [], []
+        for t in range(x.shape[0]):
+            h = x[t] if v is None else self.charge(v, x[t])
+            k = self.count(h)
+            grad = torch.is_grad_enabled() and k.requires_grad
+            s = k * self.spike_value if grad or self.spike_driven else k.mul_(self.spike_value)
+            if t + 1 < x.shape[0]:
+                v = self.reset_membrane(h, s.detach() if self.detach_reset else s)
+            counts.append(k)
+            out.append(s)
+        self._v, self._pending = None, (h.detach(), s.detach())
         if not self.spike_driven:
-            return s
-        k = torch.round(s / self.spike_value)
-        steps = torch.arange(self.levels, device=s.device, dtype=s.dtype).view(-1, *([1] * s.dim()))
-        return Spikes((k.unsqueeze(0) > steps).to(s.dtype), self.spike_value)
+            return out[0].unsqueeze(0) if len(out) == 1 else torch.stack(out)
+        k = counts[0].unsqueeze(0) if len(counts) == 1 else torch.stack(counts)
+        steps = torch.arange(self.levels, device=k.device, dtype=k.dtype).view(-1, *([1] * k.dim()))
+        return Spikes((k.unsqueeze(0) > steps).to(k.dtype), self.spike_value)
 
     def extra_repr(self) -> str:
         return (

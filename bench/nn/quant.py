@@ -6,6 +6,10 @@
   gradient scaled by g = 1 / sqrt(numel(W) * Qp). b = 1 has Qp = 0, so it is binary: W_q = s sign(W)
   (two levels), step initialised to mean|W|, g = 1 / sqrt(numel(W)). b = 32 means full precision.
   A step loaded from a state dict (ours or an official ``alpha``) is marked initialised: never re-initialised.
+  In eval mode without autograd the quantized weight is cached and reused while the weight and step are
+  unchanged (same storage, dtype and version counter; any in-place write, optimizer step, ``load_state_dict``,
+  ``.to()`` or ``train()`` invalidates it); a write through ``.data`` bypasses the version counter and is not
+  seen. The cached tensor is the one the uncached forward computes, so outputs are bitwise the same.
 - ``UniformQuantizer``: b-bit uniform quantizer with learnable bounds l < u (used to quantize teacher
   features for QFD): x_q = l + round(clip((x - l) / (u - l), 0, 1) (2^b - 1)) / (2^b - 1) (u - l).
 - ``QConv2d``, ``QConv1d``, ``QLinear``: nn layers with a ``bits`` knob. Fed with ``Spikes`` (binary
@@ -47,15 +51,40 @@ class LSQWeight(nn.Module):
         self.bits = check_bits("bits", bits)
         self.step = nn.Parameter(torch.ones(out_channels))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+        self._cache: tuple[tuple, Tensor] | None = None
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        self._cache = None
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         # a step read from a checkpoint is trained (or deliberately set): never re-initialise it, whatever
         # the checkpoint says about initialisation (the official LSQ initialises only in training mode)
         if prefix + "step" in state_dict:
             self.initialized.fill_(True)
 
+    def train(self, mode: bool = True) -> LSQWeight:
+        self._cache = None
+        return super().train(mode)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._cache = None
+        return super()._apply(fn, *args, **kwargs)
+
+    def _key(self, w: Tensor) -> tuple:
+        """What the quantized weight depends on: both tensors' storage, layout and version counter."""
+        s, inference = self.step, torch.is_inference_mode_enabled()  # an inference tensor stays in that mode
+        return (w.data_ptr(), w._version, w.shape, w.stride(), w.dtype, s.data_ptr(), s._version, inference)
+
     def forward(self, w: Tensor) -> Tensor:
+        if self.training or (torch.is_grad_enabled() and (w.requires_grad or self.step.requires_grad)):
+            self._cache = None
+            return self._quantize(w)
+        if self._cache is not None and self._cache[0] == self._key(w):
+            return self._cache[1]
+        wq = self._quantize(w)  # may initialise the step: key it afterwards
+        self._cache = (self._key(w), wq)
+        return wq
+
+    def _quantize(self, w: Tensor) -> Tensor:
         qn, qp = lsq_range(self.bits)
         if not bool(self.initialized):
             with torch.no_grad():
