@@ -191,7 +191,7 @@ class BaseNeuron(nn.Module):
     """Charge -> fire -> reset over the leading time axis; subclasses define the three steps.
 
     ``v`` is the membrane potential after the last step; a subclass may leave it pending (``_pending``:
-    the arguments of ``reset_membrane``) so that it is computed only when read.
+    the arguments of ``settle``) so that it is computed only when read.
     """
 
     def __init__(self, v_threshold: float = 1.0, detach_reset: bool = True) -> None:
@@ -205,7 +205,7 @@ class BaseNeuron(nn.Module):
     def v(self) -> Tensor | None:
         if self._pending is not None:
             with torch.no_grad():
-                self._v = self.reset_membrane(*self._pending)
+                self._v = self.settle(*self._pending)
             self._pending = None
         return self._v
 
@@ -225,6 +225,10 @@ class BaseNeuron(nn.Module):
 
     def reset_membrane(self, h: Tensor, s: Tensor) -> Tensor:
         raise NotImplementedError
+
+    def settle(self, h: Tensor, s: Tensor) -> Tensor:
+        """The membrane after a step that charged ``h`` and fired ``s``."""
+        return self.reset_membrane(h, s)
 
     def kept_state(self, x: Tensor) -> Tensor | None:
         """The kept membrane potential, or None (no state yet, or a step of another shape)."""
@@ -367,22 +371,27 @@ class IELIF(BaseNeuron):
     def reset_membrane(self, h: Tensor, s: Tensor) -> Tensor:
         return h - s * (self.v_threshold / self.levels) / self.spike_value
 
+    def settle(self, h: Tensor, s: Tensor, fresh: bool = False) -> Tensor:
+        """The membrane after firing ``s`` from ``h``; ``fresh``: ``h`` is the input of a fresh neuron, whose
+        charge 0 (1 - 1/tau) + X is X + 0 (the same value, and the same sign of a zero)."""
+        return self.reset_membrane(h + 0.0 * (1.0 - 1.0 / self.tau) if fresh else h, s)
+
     def forward(self, x: Tensor) -> Tensor | Spikes:
-        # The loop of BaseNeuron.forward with three shortcuts that keep every spike bitwise: a fresh neuron
-        # charges H = X (0 (1 - 1/tau) + X = X), the membrane after the last step is computed only when read
-        # (``v``), and T = 1 needs no stack.
+        # The loop of BaseNeuron.forward, bit for bit, with three shortcuts: a fresh neuron fires from H = X,
+        # the membrane after the last step is computed only when read (``v``), and T = 1 needs no stack.
         v = self.kept_state(x)
         counts, out = [], []
         for t in range(x.shape[0]):
-            h = x[t] if v is None else self.charge(v, x[t])
+            fresh = v is None
+            h = x[t] if fresh else self.charge(v, x[t])
             k = self.count(h)
             grad = torch.is_grad_enabled() and k.requires_grad
             s = k * self.spike_value if grad or self.spike_driven else k.mul_(self.spike_value)
             if t + 1 < x.shape[0]:
-                v = self.reset_membrane(h, s.detach() if self.detach_reset else s)
+                v = self.settle(h, s.detach() if self.detach_reset else s, fresh)
             counts.append(k)
             out.append(s)
-        self._v, self._pending = None, (h.detach(), s.detach())
+        self._v, self._pending = None, (h.detach(), s.detach(), fresh)
         if not self.spike_driven:
             return out[0].unsqueeze(0) if len(out) == 1 else torch.stack(out)
         k = counts[0].unsqueeze(0) if len(counts) == 1 else torch.stack(counts)
