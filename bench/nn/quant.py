@@ -157,8 +157,10 @@ class LSQWeight(nn.Module):
 
     def forward(self, w: Tensor) -> Tensor:
         grad = torch.is_grad_enabled() and (w.requires_grad or self.step.requires_grad)
-        if self.training or grad or not _CACHE["enabled"]:
+        if self.training or grad:
             self._cache = None
+            return self._quantize(w)
+        if not _CACHE["enabled"]:
             return self._quantize(w)
         if self._cache is not None and self._cache[0] == self._key(w):
             return self._cache[1]
