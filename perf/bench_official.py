@@ -88,7 +88,7 @@ def report(title: str, times: dict[str, list[float]]) -> None:
         q1, _, q3 = quartiles([a / b for a, b in zip(times["official"], t, strict=True)])
         verdict = "met" if ratio >= 1.0 else "NOT met"
         print(
-            f"    official / {name:17s} {ratio:.3f}x  (per-pair quartiles {q1:.3f}..{q3:.3f}; "
+            f"    official / {name:20s} {ratio:.3f}x  (per-pair quartiles {q1:.3f}..{q3:.3f}; "
             f"goal >= 1.0x: {verdict})"
         )
 
