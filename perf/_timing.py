@@ -7,10 +7,10 @@ import time
 from collections.abc import Callable
 
 
-def interleaved_medians(
+def interleaved_times(
     fns: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 2
-) -> dict[str, float]:
-    """Median seconds of each callable, run in turn (a, b, a, b, ...) so noise hits all alike."""
+) -> dict[str, list[float]]:
+    """Seconds of every repeat of each callable, run in turn (a, b, a, b, ...) so noise hits all alike."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -20,4 +20,19 @@ def interleaved_medians(
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
+
+
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]], repeats: int = 7, warmup: int = 2
+) -> dict[str, float]:
+    """Median seconds of each callable, run in turn (a, b, a, b, ...) so noise hits all alike."""
+    return {k: statistics.median(v) for k, v in interleaved_times(fns, repeats, warmup).items()}
+
+
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    """First quartile, median and third quartile."""
+    if len(values) < 2:
+        return values[0], values[0], values[0]
+    q1, q2, q3 = statistics.quantiles(values, n=4)
+    return q1, q2, q3

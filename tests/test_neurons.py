@@ -113,3 +113,30 @@ def test_build_neuron_rejects_unknown_kind():
     with pytest.raises(ConfigError, match=r"neuron='izhikevich' is not allowed; allowed values: lif, ie-lif"):
         build_neuron("izhikevich")
     assert build_neuron("lif", role="attention").v_threshold == 0.5
+
+
+@pytest.mark.parametrize("T", [1, 3])
+@pytest.mark.parametrize("detach_reset", [True, False])
+def test_ielif_forward_is_the_charge_fire_reset_loop_bit_for_bit(T, detach_reset):
+    """IE-LIF's shortcuts (no zero charge, membrane computed when read, no stack at T = 1) change no bit."""
+    x = torch.randn(T, 2, 5, 7) * 0.6 + 0.2
+    x.view(-1)[:4] = torch.tensor([0.125, 0.375, -0.0, 1.125])  # exact level boundaries, a signed zero
+    grad = torch.randn_like(x)
+    results = []
+    for forward in (IELIF.forward, BaseNeuron.forward):  # the second is the generic loop of the definition
+        n = IELIF(levels=4, detach_reset=detach_reset)
+        outs = []
+        for _ in range(2):  # the second call starts from the kept membrane
+            xi = x.clone().requires_grad_()
+            s = forward(n, xi)
+            s.backward(grad)
+            outs += [s.detach(), xi.grad, n.v]
+        results.append(outs)
+    for ours, ref in zip(*results, strict=True):
+        assert torch.equal(ours, ref) and torch.equal(ours.view(torch.int32), ref.view(torch.int32))
+    n = IELIF(levels=4)
+    n.spike_driven = True
+    with torch.no_grad():
+        planes = n(x).planes
+    k = torch.round(BaseNeuron.forward(IELIF(levels=4), x) / n.spike_value)
+    assert torch.equal(planes, (k.unsqueeze(0) > torch.arange(4.0).view(-1, 1, 1, 1, 1)).float())

@@ -10,8 +10,7 @@ Tensors are time-major, ``[T, B, ...]``. A neuron keeps its last membrane potent
   in spike-driven mode, each integer level k is emitted as k binary spikes over D virtual time steps
   (``Spikes``); synaptic layers accumulate the spike count before weighting it, so the unfused network
   computes exactly what training mode computes.
-- ``SpikeTensor``: a binary spike tensor marked as such (the measurement hooks mark neuron outputs); the mark
-  survives only the ops that keep spikes binary, so a layer's input kind is known from where it came from.
+- ``SpikeTensor`` (``bench.nn.spike_tensor``, re-exported here): a binary spike tensor marked as such.
 """
 
 from __future__ import annotations
@@ -23,6 +22,9 @@ import torch
 from torch import Tensor, nn
 
 from bench.errors import check_choice, check_positive_int
+from bench.nn.spike_tensor import SpikeTensor as SpikeTensor  # re-exported for the measurement code
+from bench.nn.spike_tensor import mark_spikes as mark_spikes
+from bench.nn.spike_tensor import plain as plain
 
 NEURONS = ("lif", "ie-lif", "relu")
 
@@ -50,7 +52,7 @@ class _IntegerFire(torch.autograd.Function):
     def forward(ctx, x: Tensor, levels: int) -> Tensor:  # noqa: D102
         ctx.save_for_backward(x)
         ctx.levels = levels
-        return torch.floor(x.clamp(0, levels) + 0.5)
+        return x.clamp(0, levels).add_(0.5).floor_()
 
     @staticmethod
     def backward(ctx, grad: Tensor):  # noqa: D102
@@ -129,73 +131,31 @@ def spike_map(fn: Callable[[Tensor], Tensor], x: Tensor | Spikes) -> Tensor | Sp
     return x.map(fn) if isinstance(x, Spikes) else fn(x)
 
 
-# ops whose output is binary when their (first) tensor input is: views, copies, max-pooling, selection
-_KEEPS_SPIKES = frozenset(
-    """__getitem__ flatten unflatten view view_as reshape reshape_as transpose permute movedim squeeze
-    unsqueeze t expand expand_as repeat flip roll narrow select index_select contiguous clone detach to
-    float double half max_pool1d max_pool2d max_pool3d adaptive_max_pool1d adaptive_max_pool2d chunk split
-    unbind""".split()
-)
-_BOTH_SPIKES = frozenset(("mul", "__mul__", "__rmul__", "logical_and", "__and__", "minimum"))
-_ALL_SPIKES = frozenset(("cat", "concat", "concatenate", "stack"))
-
-
-class SpikeTensor(Tensor):
-    """A binary spike tensor. The mark is kept by the ops that keep spikes binary (views, copies,
-    max-pooling, zero padding, concatenation, the product of two spike tensors); every other op gives a
-    plain Tensor. The data is the tensor's own (``mark_spikes`` makes no copy)."""
-
-    @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):  # noqa: D105
-        kwargs = kwargs or {}
-        with torch._C.DisableTorchFunctionSubclass():
-            out = func(*args, **kwargs)
-        return _mark(out) if _keeps_spikes(getattr(func, "__name__", ""), args, kwargs) else out
-
-
-def _keeps_spikes(name: str, args: tuple, kwargs: dict) -> bool:
-    if not args:
-        return False
-    if name in _KEEPS_SPIKES:
-        return isinstance(args[0], SpikeTensor)
-    if name in _BOTH_SPIKES:
-        return len(args) == 2 and all(isinstance(a, SpikeTensor) for a in args)
-    if name in _ALL_SPIKES:
-        return all(isinstance(a, SpikeTensor) for a in args[0])
-    if name == "pad":  # zero padding only
-        mode = args[2] if len(args) > 2 else kwargs.get("mode", "constant")
-        value = args[3] if len(args) > 3 else kwargs.get("value")
-        return isinstance(args[0], SpikeTensor) and mode == "constant" and not value
-    return False
-
-
-def _mark(out: object) -> object:
-    if isinstance(out, Tensor):
-        return out.as_subclass(SpikeTensor)
-    if isinstance(out, (tuple, list)):
-        return type(out)(_mark(o) for o in out)
-    return out
-
-
-def mark_spikes(x: Tensor) -> SpikeTensor:
-    """``x`` (binary) marked as a spike tensor, without a copy."""
-    return x if isinstance(x, SpikeTensor) else x.as_subclass(SpikeTensor)
-
-
-def plain(x: Tensor) -> Tensor:
-    """The same data as a plain Tensor (drops a ``SpikeTensor`` mark)."""
-    return x.as_subclass(Tensor) if isinstance(x, SpikeTensor) else x
-
-
 class BaseNeuron(nn.Module):
-    """Charge -> fire -> reset over the leading time axis; subclasses define the three steps."""
+    """Charge -> fire -> reset over the leading time axis; subclasses define the three steps.
+
+    ``v`` is the membrane potential after the last step; a subclass may leave it pending (``_pending``:
+    the arguments of ``settle``) so that it is computed only when read.
+    """
 
     def __init__(self, v_threshold: float = 1.0, detach_reset: bool = True) -> None:
         super().__init__()
         self.v_threshold = v_threshold
         self.detach_reset = detach_reset
         self.spike_driven = False
-        self.v: Tensor | None = None
+        self.v = None
+
+    @property
+    def v(self) -> Tensor | None:
+        if self._pending is not None:
+            with torch.no_grad():
+                self._v = self.settle(*self._pending)
+            self._pending = None
+        return self._v
+
+    @v.setter
+    def v(self, value: Tensor | None) -> None:
+        self._v, self._pending = value, None
 
     def reset(self) -> None:
         """Forget the membrane potential."""
@@ -210,11 +170,19 @@ class BaseNeuron(nn.Module):
     def reset_membrane(self, h: Tensor, s: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def settle(self, h: Tensor, s: Tensor) -> Tensor:
+        """The membrane after a step that charged ``h`` and fired ``s``."""
+        return self.reset_membrane(h, s)
+
+    def kept_state(self, x: Tensor) -> Tensor | None:
+        """The kept membrane potential, or None (no state yet, or a step of another shape)."""
+        v = self.v
+        return v if v is not None and v.shape == x.shape[1:] else None
+
     def initial_state(self, x: Tensor) -> Tensor:
         """The kept membrane potential, or zeros (no state yet, or a step of another shape)."""
-        if self.v is not None and self.v.shape == x.shape[1:]:
-            return self.v
-        return torch.zeros_like(x[0])
+        v = self.kept_state(x)
+        return v if v is not None else torch.zeros_like(x[0])
 
     def forward(self, x: Tensor) -> Tensor:
         v = self.initial_state(x)
@@ -336,7 +304,10 @@ class IELIF(BaseNeuron):
 
     def count(self, h: Tensor) -> Tensor:
         """Integer spike count k in 0..D (straight-through gradient)."""
-        return _IntegerFire.apply(h * (self.levels / self.v_threshold), self.levels)
+        y = h * (self.levels / self.v_threshold)
+        if torch.is_grad_enabled() and y.requires_grad:
+            return _IntegerFire.apply(y, self.levels)
+        return y.clamp_(0, self.levels).add_(0.5).floor_()  # the same ops, in place on a fresh tensor
 
     def fire(self, h: Tensor) -> Tensor:
         return self.count(h) * self.spike_value
@@ -344,13 +315,32 @@ class IELIF(BaseNeuron):
     def reset_membrane(self, h: Tensor, s: Tensor) -> Tensor:
         return h - s * (self.v_threshold / self.levels) / self.spike_value
 
+    def settle(self, h: Tensor, s: Tensor, fresh: bool = False) -> Tensor:
+        """The membrane after firing ``s`` from ``h``; ``fresh``: ``h`` is the input of a fresh neuron, whose
+        charge 0 (1 - 1/tau) + X is X + 0 (the same value, and the same sign of a zero)."""
+        return self.reset_membrane(h + 0.0 * (1.0 - 1.0 / self.tau) if fresh else h, s)
+
     def forward(self, x: Tensor) -> Tensor | Spikes:
-        s = super().forward(x)
+        # The loop of BaseNeuron.forward, bit for bit, with three shortcuts: a fresh neuron fires from H = X,
+        # the membrane after the last step is computed only when read (``v``), and T = 1 needs no stack.
+        v = self.kept_state(x)
+        counts, out = [], []
+        for t in range(x.shape[0]):
+            fresh = v is None
+            h = x[t] if fresh else self.charge(v, x[t])
+            k = self.count(h)
+            grad = torch.is_grad_enabled() and k.requires_grad
+            s = k * self.spike_value if grad or self.spike_driven else k.mul_(self.spike_value)
+            if t + 1 < x.shape[0]:
+                v = self.settle(h, s.detach() if self.detach_reset else s, fresh)
+            counts.append(k)
+            out.append(s)
+        self._v, self._pending = None, (h.detach(), s.detach(), fresh)
         if not self.spike_driven:
-            return s
-        k = torch.round(s / self.spike_value)
-        steps = torch.arange(self.levels, device=s.device, dtype=s.dtype).view(-1, *([1] * s.dim()))
-        return Spikes((k.unsqueeze(0) > steps).to(s.dtype), self.spike_value)
+            return out[0].unsqueeze(0) if len(out) == 1 else torch.stack(out)
+        k = counts[0].unsqueeze(0) if len(counts) == 1 else torch.stack(counts)
+        steps = torch.arange(self.levels, device=k.device, dtype=k.dtype).view(-1, *([1] * k.dim()))
+        return Spikes((k.unsqueeze(0) > steps).to(k.dtype), self.spike_value)
 
     def extra_repr(self) -> str:
         return (

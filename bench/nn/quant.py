@@ -6,6 +6,11 @@
   gradient scaled by g = 1 / sqrt(numel(W) * Qp). b = 1 has Qp = 0, so it is binary: W_q = s sign(W)
   (two levels), step initialised to mean|W|, g = 1 / sqrt(numel(W)). b = 32 means full precision.
   A step loaded from a state dict (ours or an official ``alpha``) is marked initialised: never re-initialised.
+  The forward is one autograd node (``lsq_fake_quantize``) with the composite's values and gradients, bit
+  for bit. In eval mode without autograd the quantized weight is cached while the weight and step are
+  unchanged: same storage, dtype and version counter (in-place writes, ``load_state_dict``, ``.to()``), no
+  gradient accumulated into them since (fused optimizers step without a version bump) and no ``train()``.
+  A write through ``.data`` is not seen. ``weight_cache(False)`` turns the cache off.
 - ``UniformQuantizer``: b-bit uniform quantizer with learnable bounds l < u (used to quantize teacher
   features for QFD): x_q = l + round(clip((x - l) / (u - l), 0, 1) (2^b - 1)) / (2^b - 1) (u - l).
 - ``QConv2d``, ``QConv1d``, ``QLinear``: nn layers with a ``bits`` knob. Fed with ``Spikes`` (binary
@@ -14,7 +19,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -34,9 +43,71 @@ def round_pass(x: Tensor) -> Tensor:
     return (x.round() - x).detach() + x
 
 
+def _sum_to(t: Tensor, shape: torch.Size) -> Tensor:
+    """``t`` summed to the broadcast ``shape`` over the dims autograd's ``sum_to`` reduces (same bits)."""
+    dims = tuple(i for i, (a, b) in enumerate(zip(t.shape, shape, strict=True)) if b == 1 and a != 1)
+    return t.sum(dims, keepdim=True) if dims else t
+
+
+class _LSQRound(torch.autograd.Function):
+    """``round_pass((w / s).clamp(qn, qp)) * s`` as one node: the same forward and gradients, bit for bit.
+
+    Autograd of the composite computes, for an upstream gradient G: dq = G s, dc = dq where qn <= w/s <= qp
+    (else 0), dw = dc / s, ds = sum(G q) + sum(-dc ((w / s) / s)). This node evaluates the same expressions
+    in the same order, in place where a temporary is its own, and saves q and the clip mask instead of w / s.
+    ``(round(c) - c) + c`` is exactly ``round(c) + 0`` (the difference is exact), which also turns -0 into 0.
+    """
+
+    @staticmethod
+    def forward(ctx, w: Tensor, s: Tensor, qn: int, qp: int) -> Tensor:  # noqa: D102
+        r = w / s
+        c = r.clamp(qn, qp)
+        clipped = c != r  # NaN counts as clipped, as clamp's backward masks it
+        q = c.round_().add_(0.0)
+        ctx.save_for_backward(w, s, q, clipped)
+        return q * s
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):  # noqa: D102
+        w, s, q, clipped = ctx.saved_tensors
+        ds_round = _sum_to(grad * q, s.shape)
+        dc = (grad * s).masked_fill_(clipped, 0.0)
+        if dc.is_contiguous() and w.is_contiguous():
+            ds_div = _sum_to((w / s).div_(s).mul_(dc), s.shape).neg_()  # sum(-x) is -sum(x) bitwise
+        else:  # keep autograd's memory layout, hence its summation order
+            ds_div = _sum_to(-dc * ((w / s) / s), s.shape)
+        return dc / s, ds_round + ds_div, None, None
+
+
+def lsq_fake_quantize(w: Tensor, s: Tensor, qn: int, qp: int) -> Tensor:
+    """``round_pass((w / s).clamp(qn, qp)) * s`` bit for bit: one autograd node, in place without grad."""
+    if torch.is_grad_enabled() and (w.requires_grad or s.requires_grad):
+        return _LSQRound.apply(w, s, qn, qp)
+    return (w / s).clamp_(qn, qp).round_().add_(0.0).mul_(s)
+
+
 def lsq_range(bits: int) -> tuple[int, int]:
     """Signed integer range (Qn, Qp) of a b-bit weight."""
     return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+
+_CACHE = {"enabled": True}
+
+
+@contextmanager
+def weight_cache(enabled: bool) -> Iterator[None]:
+    """Within the block, eval-mode LSQ layers cache their quantized weight (the default) or not."""
+    before, _CACHE["enabled"] = _CACHE["enabled"], enabled
+    try:
+        yield
+    finally:
+        _CACHE["enabled"] = before
+
+
+def _drop_cache(ref: weakref.ref, _param: Tensor) -> None:
+    quantizer = ref()
+    if quantizer is not None:
+        quantizer._cache = None
 
 
 class LSQWeight(nn.Module):
@@ -47,15 +118,58 @@ class LSQWeight(nn.Module):
         self.bits = check_bits("bits", bits)
         self.step = nn.Parameter(torch.ones(out_channels))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+        self._cache: tuple[tuple, Tensor] | None = None
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        self._cache = None
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
         # a step read from a checkpoint is trained (or deliberately set): never re-initialise it, whatever
         # the checkpoint says about initialisation (the official LSQ initialises only in training mode)
         if prefix + "step" in state_dict:
             self.initialized.fill_(True)
 
+    def train(self, mode: bool = True) -> LSQWeight:
+        if mode:  # training never reads the cache: free it
+            self._cache = None
+        return super().train(mode)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._cache = None
+        return super()._apply(fn, *args, **kwargs)
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        return {k: v for k, v in state.items() if k != "_watched"} | {"_cache": None}
+
+    def _key(self, w: Tensor) -> tuple:
+        """What the quantized weight depends on: both tensors' storage, layout and version counter."""
+        s, inference = self.step, torch.is_inference_mode_enabled()  # an inference tensor stays in that mode
+        return (w.data_ptr(), w._version, w.shape, w.stride(), w.dtype, s.data_ptr(), s._version, inference)
+
+    def _watch(self, *params: Tensor) -> None:
+        """Drop the cache whenever a gradient is accumulated into ``params`` (hooked once per tensor)."""
+        watched = self.__dict__.setdefault("_watched", {})
+        for p in params:
+            seen = watched.get(id(p))
+            if isinstance(p, nn.Parameter) and (seen is None or seen() is not p):
+                p.register_post_accumulate_grad_hook(functools.partial(_drop_cache, weakref.ref(self)))
+                watched[id(p)] = weakref.ref(p)
+
     def forward(self, w: Tensor) -> Tensor:
+        grad = torch.is_grad_enabled() and (w.requires_grad or self.step.requires_grad)
+        if self.training or grad:
+            self._cache = None
+            return self._quantize(w)
+        if not _CACHE["enabled"]:
+            return self._quantize(w)
+        if self._cache is not None and self._cache[0] == self._key(w):
+            return self._cache[1]
+        wq = self._quantize(w)  # may initialise the step: key it afterwards
+        self._watch(w, self.step)
+        self._cache = (self._key(w), wq)
+        return wq
+
+    def _quantize(self, w: Tensor) -> Tensor:
         qn, qp = lsq_range(self.bits)
         if not bool(self.initialized):
             with torch.no_grad():
@@ -69,7 +183,7 @@ class LSQWeight(nn.Module):
             sign = torch.where(w >= 0, 1.0, -1.0).to(w.dtype)
             return ((sign - r).detach() + r) * step
         step = grad_scale(step, 1.0 / math.sqrt(w.numel() * qp))
-        return round_pass((w / step).clamp(qn, qp)) * step
+        return lsq_fake_quantize(w, step, qn, qp)
 
     def integer_weight(self, w: Tensor) -> Tensor:
         """The integer codes of ``w`` (for size and level checks)."""

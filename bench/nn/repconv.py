@@ -37,10 +37,13 @@ class BNPad(nn.Module):
             self.bn.running_var + self.bn.eps
         )
         fill = fill.detach().view(1, -1, 1, 1)
-        padded = F.pad(out, [self.pad] * 4)
-        mask = torch.ones_like(out[:1, :1])
-        mask = F.pad(mask, [self.pad] * 4)
-        return padded * mask + fill * (1 - mask)
+        p = self.pad
+        padded = F.pad(out, [p] * 4)
+        padded[..., :p, :] = fill
+        padded[..., -p:, :] = fill
+        padded[..., :, :p] = fill
+        padded[..., :, -p:] = fill
+        return padded
 
 
 class RepConv(nn.Module):
