@@ -37,12 +37,6 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default=None, help="run directory (default runs/classification/<model>-<hash>)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    p.add_argument("--sync-bn", action="store_true", help="torchrun: BatchNorm over the global batch")
-    p.add_argument(
-        "--augment-rng",
-        default="process",
-        help="process (each rank's stream) or sample (per-sample seeds: the same for any process count)",
-    )
     p.set_defaults(func=_run)
 
 
