@@ -50,6 +50,7 @@ class TaskDef:
     # reprofile(run_dir, hardware, reuse) -> profile record of the run's final weights (no training), or None
     reprofile: Callable[..., dict] | None = None
 
+
 OPENMMLAB = ("mmengine", "mmcv", "mmdet", "mmseg")
 DENSE_SETUP = "bash scripts/setup.sh --dense"
 

@@ -16,6 +16,7 @@ import subprocess
 import traceback
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -51,10 +52,28 @@ def previous_ok(out: Path, config: dict) -> dict | None:
     return previous if isinstance(previous, dict) and previous.get("status") == "ok" else None
 
 
+def interrupt_of(err: BaseException) -> KeyboardInterrupt | None:
+    """The SIGINT/SIGTERM behind ``err``: itself, or one a library turned into another exception while
+    handling it (mmengine's config formatting raises SyntaxError when interrupted)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def reraise(err: BaseException) -> NoReturn:
+    """Raise ``err`` again, or the SIGINT/SIGTERM it hides, so the CLI exits 130/143 and says interrupted."""
+    interrupt = interrupt_of(err)
+    raise err if interrupt is None else interrupt
+
+
 def stopped_record(err: BaseException, task: str, model: str, **fields) -> dict:
     """The record of a run that raised ``err``: interrupted (resumable) for SIGINT/SIGTERM, else failed."""
-    if isinstance(err, KeyboardInterrupt):
-        status, reason = "interrupted", f"interrupted by {err or 'SIGINT'}"
+    if (interrupt := interrupt_of(err)) is not None:
+        status, reason = "interrupted", f"interrupted by {str(interrupt) or 'SIGINT'}"
     elif isinstance(err, (ConfigError, DataError)):
         status, reason = "failed", str(err)
     else:

@@ -242,7 +242,8 @@ def test_resume_after_a_stop_reaches_the_uninterrupted_record(tmp_path, mini, si
     )
     whole = train(cfg, out=tmp_path / "whole")
     cmd = _train_cmd(tmp_path / "killed", mini) + ["--checkpoint-interval", "2"]
-    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = (tmp_path / "stopped.log").open("w")
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.time() + 240
     while not list((tmp_path / "killed" / "mm").glob("iter_4.pth")) and time.time() < deadline:
         time.sleep(0.2)
@@ -253,7 +254,7 @@ def test_resume_after_a_stop_reaches_the_uninterrupted_record(tmp_path, mini, si
         assert not record.exists() or json.loads(record.read_text())["status"] != "ok"
     else:
         stopped = json.loads(record.read_text())
-        assert proc.returncode == 130
+        assert proc.returncode == 130, (tmp_path / "stopped.log").read_text()[-3000:]
         assert (stopped["status"], stopped["reason"]) == ("interrupted", "interrupted by SIGINT")
         assert not list((tmp_path / "killed" / "mm").glob("iter_8.pth"))
     done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -105,7 +105,7 @@ def test_whole_segmentor_measurement_parts_add_up(tmp_path):
 
 
 def test_distilled_maps_are_paired_by_stride_and_mismatches_refused():
-    """A spiking student (qsd_tiny: strides 4, 8, 16, 16) and an ANN teacher (mobilevit_tiny: 4, 8, 16, 32)
+    """A spiking student (qsd_tiny: strides 4, 8, 16, 16) and an ANN teacher (mobilevit_tiny: 2, 4, 8, 16, 32)
     on the same input: maps pair by stride, never by position; a stride or width the teacher lacks is refused
     in one line naming both shapes (the MSE never broadcasts)."""
     import bench
@@ -118,13 +118,13 @@ def test_distilled_maps_are_paired_by_stride_and_mismatches_refused():
         teacher = tuple(bench.create_model("mobilevit_tiny", num_classes=0).eval().forward_features(x))
     assert [tuple(f.shape[-2:]) for f in student] == [(16, 16), (8, 8), (4, 4), (4, 4)]
     assert [tuple(f.shape[-2:]) for f in teacher][-1] == (2, 2)
-    assert [stride_match(x, student, teacher, i) for i in range(4)] == [0, 1, 2, 2]
-    with pytest.raises(ConfigError, match=r"student map 3 \[2, 64, 2, 2\] \(stride 32\) has no teacher map"):
-        stride_match(x, teacher, student, 3)  # the other way round: no stride-32 map in qsd_tiny
+    assert [stride_match(x, student, teacher, i) for i in range(4)] == [1, 2, 3, 3]
+    with pytest.raises(ConfigError, match=r"student map 4 \[2, 320, 2, 2\] \(stride 32\) has no teacher map"):
+        stride_match(x, teacher, student, 4)  # the other way round: no stride-32 map in qsd_tiny
     hook = FeatureDistillHook(teacher="unused", indices=(0,))
     with pytest.raises(ConfigError, match=r"distill neck level 0: student map \[2, 16, 16, 16\] and teacher"):
         hook._pair(x, student, teacher)  # widths 16 vs the teacher's, same stride
     same = tuple(torch.randn(2, 16, *f.shape[-2:]) for f in teacher)
     with pytest.raises(ConfigError, match="differ; allowed: equal shapes"):
-        QFDLoss(1, 1)(student[0], same[1])
-    assert hook._pair(x, student[:1], same) == [(0, 0)]
+        QFDLoss(1, 1)(student[0], same[2])
+    assert hook._pair(x, student[:1], same) == [(0, 1)]

@@ -255,3 +255,29 @@ def test_data_errors_inside_a_sweep_become_failed_records_with_the_one_line_reas
     assert reasons[1].startswith(f"{val_only / 'val' / 'n00000003'}: class folder not in train/")
     assert "0 ok, 2 failed of 2 points" in run.stdout
     assert all(reason in run.stdout for reason in reasons)  # the summary names each failure's reason
+
+
+def test_an_interrupt_a_library_turned_into_another_error_is_still_an_interrupt():
+    """mmengine's config formatting turns a Ctrl-C into ``SyntaxError``: the record says interrupted (so the
+    run resumes) and the interrupt, not the SyntaxError, is what the CLI sees (exit 130)."""
+    from tasks.record import reraise, stopped_record
+
+    def formatted() -> None:
+        try:
+            raise KeyboardInterrupt
+        except BaseException:
+            raise SyntaxError("Failed to format the config file") from None
+
+    try:
+        formatted()
+    except SyntaxError as err:
+        record = stopped_record(err, "detection", "qsd_tiny")
+        with pytest.raises(KeyboardInterrupt):
+            reraise(err)
+    assert (record["status"], record["reason"]) == ("interrupted", "interrupted by SIGINT")
+    try:
+        raise ValueError("bad")
+    except ValueError as err:
+        assert stopped_record(err, "detection", "qsd_tiny")["reason"] == "ValueError: bad"
+        with pytest.raises(ValueError):
+            reraise(err)

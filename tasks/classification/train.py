@@ -42,7 +42,7 @@ from tasks.distributed import (
     setup,
     writes_failure_record,
 )
-from tasks.record import environment, previous_ok, stopped_record, trim_measurement
+from tasks.record import environment, previous_ok, reraise, stopped_record, trim_measurement
 
 
 def _rng_state() -> dict:
@@ -84,8 +84,6 @@ def _load_checkpoint(out: Path, dev: torch.device, restore: Callable[[dict], Non
             why = f"{type(err).__name__}: {err}".splitlines()[0][:200]
             warn(f"{path}: unreadable checkpoint ({why}); moved to {move_aside(path).name}")
     return None
-
-
 
 
 def _schedule(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
@@ -177,7 +175,7 @@ def train(
     except BaseException as err:  # interrupts too: the record says why the run stopped
         if writes_failure_record(ddp, result_path, started):
             write_json_atomic(result_path, stopped_record(err, "classification", cfg.model))
-        raise
+        reraise(err)
     if ddp.main:
         write_json_atomic(result_path, result)
     return result

@@ -29,7 +29,7 @@ from bench.registry import model_entry
 from tasks.determinism import DEFAULT_THREADS, deterministic
 from tasks.distributed import default_device, is_main_process, setup
 from tasks.openmm.history import finish_history
-from tasks.record import environment, previous_ok, stopped_record, trim_measurement
+from tasks.record import environment, previous_ok, reraise, stopped_record, trim_measurement
 
 
 @register_backend("spikebench_atomic", force=True)
@@ -161,7 +161,7 @@ def run_openmm(
             digest = cfg_obj.digest()
             record = stopped_record(err, task, cfg_obj.model, neck_head=neck_head, config_digest=digest)
             write_json_atomic(out / "result.json", record)
-        raise
+        reraise(err)
     if main:
         write_json_atomic(out / "result.json", result)
     return result
