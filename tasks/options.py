@@ -12,7 +12,7 @@ import types
 import typing
 from pathlib import Path
 
-# backbone options a task passes to ``create_model`` (see README "Models")
+# backbone options a task passes to ``create_model`` (see docs/models.md)
 BACKBONE_OPTIONS = (
     ("bits", int),
     ("bits_first", int),

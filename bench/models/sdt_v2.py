@@ -15,9 +15,10 @@ SDTV2_CFGS = {
     "sdtv2_8_512": ((128, 256, 512, 640), 8, 8, 1000, 4),
     "sdtv2_tiny": ((16, 32, 64, 80), 4, 4, 10, 4),
 }
-# The CPU variant only (measured: README, "Tiny (CPU) variants"). At 32 px, stages 3-4 hold 2 x 2 tokens of
-# 16 channels per head (paper: 14 x 14 of 64), so Q (K^T V) sums 196x fewer spike products: at the paper's
-# 0.125 the attention neuron never fires and the BNs behind it see constants; attn_scale 4 keeps it firing.
+# The CPU variant only (measured: docs/models.md, "Tiny (CPU) variants"). At 32 px, stages 3-4 hold
+# 2 x 2 tokens of 16 channels per head (paper: 14 x 14 of 64), so Q (K^T V) sums 196x fewer spike products:
+# at the paper's 0.125 the attention neuron never fires and the BNs behind it see constants; attn_scale 4
+# keeps it firing.
 # T = 4 is the paper's fine-tuned setting. The test budget is 52 steps (the papers: 300 epochs), so three
 # settings keep the information path alive: decay_input=False (the LIF charges as IE-LIF and as qsd_tiny's
 # LIF: with the same stem input at every step it fires for X >= V_th, not X >= 2 V_th; firing 5.6 % -> 17 %);
