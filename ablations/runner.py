@@ -103,7 +103,7 @@ def run_point(
             return read_record(path).record
         except KeyboardInterrupt as err:
             if read_record(path).status not in RECORD_STATUSES:
-                record_crash(path, f"interrupted by {err or 'SIGINT'}", "interrupted", locked=True)
+                record_crash(path, f"interrupted by {str(err) or 'SIGINT'}", "interrupted", locked=True)
             raise
 
 

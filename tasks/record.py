@@ -102,8 +102,9 @@ def environment(seed: int, device: torch.device) -> dict:
             return None
 
     sha = git("rev-parse", "HEAD") or None
-    if sha and git("status", "--porcelain", "--untracked-files=no"):
-        sha += "-dirty"  # uncommitted changes to tracked files: the sha alone does not name the code
+    code = git("rev-parse", "--show-toplevel")  # changed tracked files outside results/ (tables are outputs)
+    if sha and code and git("status", "--porcelain", "--untracked-files=no", "--", code, f":!{code}/results"):
+        sha += "-dirty"  # uncommitted changes to tracked code: the sha alone does not name the code
     return dict(
         python=platform.python_version(),
         torch=torch.__version__,
