@@ -88,23 +88,28 @@ def trim_measurement(efficiency: dict) -> dict:
     return {k: v for k, v in efficiency.items() if k not in PER_LAYER}
 
 
-def environment(seed: int, device: torch.device) -> dict:
-    """Versions, git revision, device and seed of this run."""
-    import timm
-
-    here = Path(__file__).resolve().parent
+def git_revision(folder: Path) -> str | None:
+    """The commit of the checkout holding ``folder``, ending in ``-dirty`` when tracked code outside
+    ``results/`` (tables and reports are outputs, not code) has uncommitted changes; None outside git."""
 
     def git(*args: str) -> str | None:
         try:
-            run = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, cwd=here)
+            run = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, cwd=folder)
             return run.stdout.strip() if run.returncode == 0 else None
         except (OSError, subprocess.SubprocessError):
             return None
 
-    sha = git("rev-parse", "HEAD") or None
-    code = git("rev-parse", "--show-toplevel")  # changed tracked files outside results/ (tables are outputs)
-    if sha and code and git("status", "--porcelain", "--untracked-files=no", "--", code, f":!{code}/results"):
-        sha += "-dirty"  # uncommitted changes to tracked code: the sha alone does not name the code
+    sha = git("rev-parse", "HEAD")
+    if sha and git("status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)results"):
+        sha += "-dirty"
+    return sha
+
+
+def environment(seed: int, device: torch.device) -> dict:
+    """Versions, git revision, device and seed of this run."""
+    import timm
+
+    sha = git_revision(Path(__file__).resolve().parent)
     return dict(
         python=platform.python_version(),
         torch=torch.__version__,

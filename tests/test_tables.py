@@ -295,3 +295,26 @@ def test_a_numeric_axis_with_fractions_keeps_its_integer_baseline():
         df, ["distill.lambda"], ["top1"], {"distill.lambda": 0}, {"distill.lambda": [0, 0.5, 1]}
     )
     assert list(table.index) == ["0", "0.5", "1"] and table.loc["1", "Δ top1"] == pytest.approx(4.0)
+
+
+def test_provenance_is_dirty_for_changed_code_not_for_changed_results(tmp_path):
+    """A table written into results/ by one sweep leaves the next sweep's runs clean; a code edit does not."""
+    import subprocess
+
+    from tasks.record import git_revision
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True)
+
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "t.md").write_text("a")
+    (tmp_path / "code.py").write_text("a")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "c")
+    clean = git_revision(tmp_path)
+    assert clean and not clean.endswith("-dirty")
+    (tmp_path / "results" / "t.md").write_text("b")
+    assert git_revision(tmp_path) == clean
+    (tmp_path / "code.py").write_text("b")
+    assert git_revision(tmp_path) == f"{clean}-dirty"
