@@ -48,6 +48,12 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
+def env_info() -> DistInfo:
+    """This process's rank and world from torchrun's environment (no process group joined)."""
+    env = os.environ
+    return DistInfo(int(env.get("RANK", "0")), world_size(), int(env.get("LOCAL_RANK", "0")))
+
+
 def backend_for(device: torch.device | str) -> str:
     """The process-group backend of ``device``: gloo on CPU, NCCL on CUDA."""
     kind = torch.device(device).type

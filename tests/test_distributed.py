@@ -154,7 +154,19 @@ def test_kill_one_rank_leaves_no_process_and_a_record_then_rerun_resumes(rank, d
     while not ckpt.exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert ckpt.exists(), proc.stderr.read()[-2000:] if proc.poll() is not None else "no checkpoint"
-    ranks = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _is_rank(p, out, "1")]
+    _kill_rank(proc, out, rank)
+    done = len(json.loads((out / "metrics.json").read_text()))
+    assert 1 <= done < 6
+    _finish(_torchrun(args))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [m["epoch"] for m in metrics] == [1, 2, 3, 4, 5, 6]
+    assert json.loads((out / "result.json").read_text())["status"] == "ok"
+
+
+def _kill_rank(proc: subprocess.Popen, out: Path, rank: str) -> None:
+    """kill -9 the torchrun worker of ``rank``: the job ends non-zero, no process survives, and a record
+    says why (rank 0's own, or the surviving rank's when rank 0 was the one killed)."""
+    ranks = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _is_rank(p, out, rank)]
     assert len(ranks) == 1, ranks
     os.kill(ranks[0], signal.SIGKILL)
     proc.communicate(timeout=120)
@@ -162,12 +174,23 @@ def test_kill_one_rank_leaves_no_process_and_a_record_then_rerun_resumes(rank, d
     assert survivors(proc.pid, str(out), timeout=60) == []
     record = json.loads((out / "result.json").read_text())
     assert record["status"] in ("failed", "interrupted") and record["reason"], record
-    done = len(json.loads((out / "metrics.json").read_text()))
-    assert 1 <= done < 6
+
+
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_kill_one_rank_of_a_detection_run_then_rerun_resumes(rank, tmp_path):
+    out = tmp_path / "det"
+    args = ["train", "detection", "--model", "qsd_tiny", "--iters", "8", "--batch-size", "2", "--no-measure"]
+    args += ["--checkpoint-interval", "2", "--out", str(out)]
+    proc = _torchrun(args)
+    deadline = time.monotonic() + 300
+    while not (out / "mm" / "iter_2.pth").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert (out / "mm" / "iter_2.pth").exists(), proc.stderr.read()[-2000:] if proc.poll() is not None else ""
+    _kill_rank(proc, out, rank)
+    assert not (out / "mm" / "iter_8.pth").exists()
     _finish(_torchrun(args))
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert [m["epoch"] for m in metrics] == [1, 2, 3, 4, 5, 6]
     assert json.loads((out / "result.json").read_text())["status"] == "ok"
+    assert (out / "mm" / "iter_8.pth").exists()
 
 
 @pytest.mark.parametrize("task", ["detection", "segmentation"])

@@ -27,7 +27,7 @@ from mmengine.fileio import LocalBackend, register_backend
 from bench.io import atomic_path, write_json_atomic, write_text_atomic
 from bench.registry import model_entry
 from tasks.determinism import DEFAULT_THREADS, deterministic
-from tasks.distributed import default_device, is_main_process, setup
+from tasks.distributed import default_device, env_info, is_main_process, setup, writes_failure_record
 from tasks.openmm.history import finish_history
 from tasks.record import environment, previous_ok, reraise, stopped_record, trim_measurement
 
@@ -143,6 +143,7 @@ def run_openmm(
         extra_metrics=extra_metrics,
         progress=progress,
     )
+    started = time.time()
     if main:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / "config.json", config)
@@ -157,7 +158,7 @@ def run_openmm(
             result = _train_test(cfg_obj, out, mm_cfg, **options)
             result["determinism"] = repeatability
     except BaseException as err:  # interrupts too: SIGINT/SIGTERM -> interrupted (resumable), else failed
-        if main:
+        if writes_failure_record(env_info(), out / "result.json", started):
             digest = cfg_obj.digest()
             record = stopped_record(err, task, cfg_obj.model, neck_head=neck_head, config_digest=digest)
             write_json_atomic(out / "result.json", record)
