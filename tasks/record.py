@@ -10,10 +10,14 @@ every other exception ``status: failed`` with its first line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
+import signal
 import subprocess
+import threading
 import traceback
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
@@ -68,6 +72,25 @@ def reraise(err: BaseException) -> NoReturn:
     """Raise ``err`` again, or the SIGINT/SIGTERM it hides, so the CLI exits 130/143 and says interrupted."""
     interrupt = interrupt_of(err)
     raise err if interrupt is None else interrupt
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT/SIGTERM until the block ends, then deliver them: a record being written is written whole
+    (torchrun sends SIGTERM to the other ranks right after one fails, often while they write theirs)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in held}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum in caught[:1]:
+            signal.raise_signal(signum)
 
 
 def stopped_record(err: BaseException, task: str, model: str, **fields) -> dict:

@@ -169,9 +169,10 @@ def _kill_rank(proc: subprocess.Popen, out: Path, rank: str) -> None:
     ranks = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _is_rank(p, out, rank)]
     assert len(ranks) == 1, ranks
     os.kill(ranks[0], signal.SIGKILL)
-    proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=120)
     assert proc.returncode != 0
     assert survivors(proc.pid, str(out), timeout=60) == []
+    assert (out / "result.json").exists(), err[-4000:]
     record = json.loads((out / "result.json").read_text())
     assert record["status"] in ("failed", "interrupted") and record["reason"], record
 

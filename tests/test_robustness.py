@@ -281,3 +281,27 @@ def test_an_interrupt_a_library_turned_into_another_error_is_still_an_interrupt(
         assert stopped_record(err, "detection", "qsd_tiny")["reason"] == "ValueError: bad"
         with pytest.raises(ValueError):
             reraise(err)
+
+
+def test_a_signal_while_the_stopped_record_is_written_waits_for_the_write(tmp_path):
+    """torchrun sends SIGTERM to the other ranks right after one dies, often while they write the record of
+    the failure that death caused: the record is written whole, then the SIGTERM is delivered."""
+    from bench.cli import _sigterm
+    from bench.io import write_json_atomic
+    from tasks.record import signals_deferred, stopped_record
+
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            try:
+                raise RuntimeError("Connection closed by peer")
+            except RuntimeError as err:
+                with signals_deferred():
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(0.05)  # the handler would have run here
+                    write_json_atomic(tmp_path / "result.json", stopped_record(err, "detection", "qsd_tiny"))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    record = json.loads((tmp_path / "result.json").read_text())
+    assert (record["status"], record["reason"]) == ("failed", "RuntimeError: Connection closed by peer")
+    assert signal.getsignal(signal.SIGTERM) is previous

@@ -42,7 +42,14 @@ from tasks.distributed import (
     setup,
     writes_failure_record,
 )
-from tasks.record import environment, previous_ok, reraise, stopped_record, trim_measurement
+from tasks.record import (
+    environment,
+    previous_ok,
+    reraise,
+    signals_deferred,
+    stopped_record,
+    trim_measurement,
+)
 
 
 def _rng_state() -> dict:
@@ -173,8 +180,9 @@ def train(
                 ddp,
             )
     except BaseException as err:  # interrupts too: the record says why the run stopped
-        if writes_failure_record(ddp, result_path, started):
-            write_json_atomic(result_path, stopped_record(err, "classification", cfg.model))
+        with signals_deferred():
+            if writes_failure_record(ddp, result_path, started):
+                write_json_atomic(result_path, stopped_record(err, "classification", cfg.model))
         reraise(err)
     if ddp.main:
         write_json_atomic(result_path, result)

@@ -29,7 +29,14 @@ from bench.registry import model_entry
 from tasks.determinism import DEFAULT_THREADS, deterministic
 from tasks.distributed import default_device, env_info, is_main_process, setup, writes_failure_record
 from tasks.openmm.history import finish_history
-from tasks.record import environment, previous_ok, reraise, stopped_record, trim_measurement
+from tasks.record import (
+    environment,
+    previous_ok,
+    reraise,
+    signals_deferred,
+    stopped_record,
+    trim_measurement,
+)
 
 
 @register_backend("spikebench_atomic", force=True)
@@ -158,10 +165,11 @@ def run_openmm(
             result = _train_test(cfg_obj, out, mm_cfg, **options)
             result["determinism"] = repeatability
     except BaseException as err:  # interrupts too: SIGINT/SIGTERM -> interrupted (resumable), else failed
-        if writes_failure_record(env_info(), out / "result.json", started):
-            digest = cfg_obj.digest()
-            record = stopped_record(err, task, cfg_obj.model, neck_head=neck_head, config_digest=digest)
-            write_json_atomic(out / "result.json", record)
+        with signals_deferred():
+            if writes_failure_record(env_info(), out / "result.json", started):
+                digest = cfg_obj.digest()
+                record = stopped_record(err, task, cfg_obj.model, neck_head=neck_head, config_digest=digest)
+                write_json_atomic(out / "result.json", record)
         reraise(err)
     if main:
         write_json_atomic(out / "result.json", result)
