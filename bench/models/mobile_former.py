@@ -11,111 +11,22 @@ token-driven gate, the Former block has 4 heads, the cross-attentions 2.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
+import yaml
 from torch import Tensor, nn
 
 from bench.errors import ConfigError, check_bits
 from bench.nn.quant import quantize_modules
 from bench.registry import register_variant
 
-# blocks: (kind, e1, out channels, stride, e2); kind "b3" = DW-first block with two DW stages, "b" = IRB.
-_B294 = [
-    ("b3", 2, 16, 1, 0),
-    ("b3", 6, 24, 2, 4),
-    ("b", 4, 24, 1, 4),
-    ("b3", 6, 48, 2, 4),
-    ("b", 4, 48, 1, 4),
-    ("b3", 6, 96, 2, 4),
-    ("b", 4, 96, 1, 4),
-    ("b", 6, 128, 1, 4),
-    ("b", 6, 128, 1, 4),
-    ("b3", 6, 192, 2, 4),
-    ("b", 6, 192, 1, 4),
-    ("b", 6, 192, 1, 4),
-]
-_B508 = [
-    ("b3", 2, 24, 1, 0),
-    ("b3", 6, 40, 2, 4),
-    ("b", 3, 40, 1, 3),
-    ("b3", 6, 72, 2, 4),
-    ("b", 3, 72, 1, 3),
-    ("b3", 6, 128, 2, 4),
-    ("b", 4, 128, 1, 4),
-    ("b", 6, 176, 1, 4),
-    ("b", 6, 176, 1, 4),
-    ("b3", 6, 240, 2, 4),
-    ("b", 6, 240, 1, 4),
-    ("b", 6, 240, 1, 4),
-]
-_B214 = [
-    ("b3", 2, 12, 1, 0),
-    ("b3", 6, 20, 2, 4),
-    ("b", 3, 20, 1, 4),
-    ("b3", 6, 40, 2, 4),
-    ("b", 4, 40, 1, 4),
-    ("b3", 6, 80, 2, 4),
-    ("b", 4, 80, 1, 4),
-    ("b", 6, 112, 1, 4),
-    ("b", 6, 112, 1, 4),
-    ("b3", 6, 160, 2, 4),
-    ("b", 6, 160, 1, 4),
-    ("b", 6, 160, 1, 4),
-]
-_B151 = [
-    ("b3", 2, 12, 1, 0),
-    ("b3", 6, 16, 2, 4),
-    ("b", 3, 16, 1, 3),
-    ("b3", 6, 32, 2, 4),
-    ("b", 3, 32, 1, 3),
-    ("b3", 6, 64, 2, 4),
-    ("b", 4, 64, 1, 4),
-    ("b", 6, 88, 1, 4),
-    ("b", 6, 88, 1, 4),
-    ("b3", 6, 128, 2, 4),
-    ("b", 6, 128, 1, 4),
-    ("b", 6, 128, 1, 4),
-]
-_B96 = [
-    ("b3", 2, 12, 1, 0),
-    ("b3", 6, 16, 2, 4),
-    ("b3", 6, 32, 2, 4),
-    ("b", 3, 32, 1, 3),
-    ("b3", 6, 64, 2, 4),
-    ("b", 4, 64, 1, 4),
-    ("b", 6, 88, 1, 4),
-    ("b3", 6, 128, 2, 4),
-    ("b", 6, 128, 1, 4),
-]
-_B52 = [
-    ("b3", 3, 12, 2, 0),
-    ("b", 3, 12, 1, 3),
-    ("b3", 6, 24, 2, 4),
-    ("b", 3, 24, 1, 3),
-    ("b3", 6, 48, 2, 4),
-    ("b", 4, 48, 1, 4),
-    ("b", 6, 64, 1, 4),
-    ("b3", 6, 96, 2, 4),
-    ("b", 6, 96, 1, 4),
-]
-_BTINY = [
-    ("b3", 3, 8, 2, 0),
-    ("b3", 4, 16, 2, 3),
-    ("b3", 4, 24, 2, 3),
-    ("b", 4, 24, 1, 3),
-    ("b3", 4, 32, 2, 3),
-]
-
-# name: (blocks, stem, tokens M, token dim, head features, groups, img, classes, paper params M)
+# The configurations (blocks, widths, tokens, paper params) are data: mobile_former.yaml beside this file.
+CONFIG = yaml.safe_load(Path(__file__).with_suffix(".yaml").read_text())
 MOBILE_FORMER_CFGS = {
-    "mobile_former_26m": (_B52, 8, 3, 128, 1024, 4, 224, 1000, 3.2),
-    "mobile_former_52m": (_B52, 8, 3, 128, 1024, 1, 224, 1000, 3.5),
-    "mobile_former_96m": (_B96, 12, 4, 128, 1280, 1, 224, 1000, 4.6),
-    "mobile_former_151m": (_B151, 12, 6, 192, 1280, 1, 224, 1000, 7.6),
-    "mobile_former_214m": (_B214, 12, 6, 192, 1600, 1, 224, 1000, 9.4),
-    "mobile_former_294m": (_B294, 16, 6, 192, 1920, 1, 224, 1000, 11.4),
-    "mobile_former_508m": (_B508, 24, 6, 192, 1920, 1, 224, 1000, 14.0),
-    "mobile_former_tiny": (_BTINY, 8, 3, 32, 128, 1, 64, 10, None),
+    name: dict(v, blocks=[tuple(b) for b in CONFIG["blocks"][v["blocks"]]])
+    for name, v in CONFIG["variants"].items()
 }
 
 
@@ -391,21 +302,22 @@ class MobileFormer(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
-for _name, (_blocks, _stem, _m, _d, _feats, _groups, _img, _classes, _params) in MOBILE_FORMER_CFGS.items():
+for _name, _v in MOBILE_FORMER_CFGS.items():
     register_variant(
         _name,
         "mobile_former",
         MobileFormer,
         dict(
-            blocks=_blocks,
-            stem=_stem,
-            tokens=_m,
-            token_dim=_d,
-            num_features=_feats,
-            groups=_groups,
-            num_classes=_classes,
-            img_size=_img,
+            blocks=_v["blocks"],
+            stem=_v["stem"],
+            tokens=_v["tokens"],
+            token_dim=_v["token_dim"],
+            num_features=_v["features"],
+            groups=_v["groups"],
+            num_classes=_v["classes"],
+            img_size=_v["img"],
         ),
-        doc=f"Mobile-Former {_name}: {_m} tokens x {_d}, stem {_stem}, head {_feats}.",
-        paper=dict(params_m=_params, img_size=_img),
+        doc=f"Mobile-Former {_name}: {_v['tokens']} tokens x {_v['token_dim']}, stem {_v['stem']}, "
+        f"head {_v['features']}.",
+        paper=dict(params_m=_v["params_m"], img_size=_v["img"]),
     )
