@@ -11,12 +11,10 @@ Tensors are time-major, ``[T, B, ...]``. A neuron keeps its last membrane potent
   (``Spikes``); synaptic layers accumulate the spike count before weighting it, so the unfused network
   computes exactly what training mode computes.
 - ``SpikeTensor`` (``bench.nn.spike_tensor``, re-exported here): a binary spike tensor marked as such.
+- ``Spikes``, ``as_tensor``, ``spike_mul``, ``spike_map`` (``bench.nn.spikes``, re-exported here).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -25,6 +23,10 @@ from bench.errors import check_choice, check_positive_int
 from bench.nn.spike_tensor import SpikeTensor as SpikeTensor  # re-exported for the measurement code
 from bench.nn.spike_tensor import mark_spikes as mark_spikes
 from bench.nn.spike_tensor import plain as plain
+from bench.nn.spikes import Spikes as Spikes  # re-exported: the neurons emit them
+from bench.nn.spikes import as_tensor as as_tensor
+from bench.nn.spikes import spike_map as spike_map
+from bench.nn.spikes import spike_mul as spike_mul
 
 NEURONS = ("lif", "ie-lif", "relu")
 
@@ -59,76 +61,6 @@ class _IntegerFire(torch.autograd.Function):
         (x,) = ctx.saved_tensors
         inside = (x > 0) & (x < ctx.levels)
         return grad * inside.to(grad.dtype), None
-
-
-@dataclass
-class Spikes:
-    """Binary spikes over D virtual time steps: ``planes[d]`` in {0, 1}; each spike is worth ``value``.
-
-    Reshape-like methods act on the logical shape (``planes.shape[1:]``), so model code can treat it like
-    the tensor it stands for. ``to_tensor()`` accumulates the planes (additions only).
-    """
-
-    planes: Tensor
-    value: float
-
-    @property
-    def shape(self) -> torch.Size:
-        return self.planes.shape[1:]
-
-    def _dim(self, d: int) -> int:
-        return d + 1 if d >= 0 else d
-
-    def flatten(self, start: int = 0, end: int = -1) -> Spikes:
-        return Spikes(self.planes.flatten(self._dim(start), self._dim(end)), self.value)
-
-    def reshape(self, *shape: int) -> Spikes:
-        return Spikes(self.planes.reshape(self.planes.shape[0], *shape), self.value)
-
-    def transpose(self, a: int, b: int) -> Spikes:
-        return Spikes(self.planes.transpose(self._dim(a), self._dim(b)), self.value)
-
-    def permute(self, *dims: int) -> Spikes:
-        return Spikes(self.planes.permute(0, *(self._dim(d) for d in dims)), self.value)
-
-    def contiguous(self) -> Spikes:
-        return Spikes(self.planes.contiguous(), self.value)
-
-    def map(self, fn: Callable[[Tensor], Tensor]) -> Spikes:
-        """Apply a per-sample op that commutes with thresholding (max-pool, padding) to every plane."""
-        d = self.planes.shape[0]
-        out = fn(self.planes.flatten(0, 1))
-        return Spikes(out.reshape(d, self.planes.shape[1], *out.shape[1:]), self.value)
-
-    def to_tensor(self) -> Tensor:
-        return self.planes.sum(0) * self.value
-
-    def __add__(self, other: object) -> Tensor:
-        return self.to_tensor() + as_tensor(other)
-
-    __radd__ = __add__
-
-
-def as_tensor(x: Tensor | Spikes) -> Tensor:
-    """The value a spike carrier stands for (a Tensor passes through)."""
-    return x.to_tensor() if isinstance(x, Spikes) else x
-
-
-def spike_mul(a: Tensor | Spikes, b: Tensor | Spikes) -> Tensor | Spikes:
-    """Element-wise product; two spike carriers give the AND of every pair of planes (still binary)."""
-    if isinstance(a, Spikes) and isinstance(b, Spikes):
-        planes = a.planes.unsqueeze(1) * b.planes.unsqueeze(0)
-        return Spikes(planes.flatten(0, 1), a.value * b.value)
-    if isinstance(a, Spikes):
-        return Spikes(a.planes * b, a.value)
-    if isinstance(b, Spikes):
-        return Spikes(b.planes * a, b.value)
-    return a * b
-
-
-def spike_map(fn: Callable[[Tensor], Tensor], x: Tensor | Spikes) -> Tensor | Spikes:
-    """Apply ``fn`` to a tensor, or to every virtual-step plane of ``Spikes``."""
-    return x.map(fn) if isinstance(x, Spikes) else fn(x)
 
 
 class BaseNeuron(nn.Module):
