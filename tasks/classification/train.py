@@ -10,7 +10,6 @@ an interrupted run ends with the same weights and metrics as an uninterrupted on
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from collections.abc import Callable
@@ -24,10 +23,10 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from bench.data.datasets import build_datasets, resolve_data
-from bench.errors import warn
-from bench.io import atomic_path, move_aside, write_json_atomic
+from bench.io import write_json_atomic
 from bench.measure.profile import profile_model
 from bench.registry import create_model, model_entry
+from tasks.classification.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from tasks.classification.config import TrainConfig
 from tasks.classification.distill import Distiller, WithFeatures, runner
 from tasks.classification.metrics import accuracy
@@ -52,45 +51,10 @@ from tasks.record import (
 )
 
 
-def _rng_state() -> dict:
-    return dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate())
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-
-
 def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _save_atomic(obj: dict, path: Path) -> None:
-    """Write a checkpoint atomically; the one it replaces stays as ``prev.pt`` (the fallback on resume)."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-        if path.exists():
-            os.replace(path, path.with_name("prev.pt"))
-
-
-def _load_checkpoint(out: Path, dev: torch.device, restore: Callable[[dict], None]) -> dict | None:
-    """The newest readable checkpoint (``last.pt``, else ``prev.pt``) restored through ``restore``; an
-    unreadable one is moved aside with a one-line warning naming it. None: start from scratch."""
-    for name in ("last.pt", "prev.pt"):
-        path = out / "checkpoints" / name
-        if not path.exists():
-            continue
-        try:
-            ckpt = torch.load(path, map_location=dev, weights_only=False)  # our own file: trusted
-            restore(ckpt)
-            return ckpt
-        except Exception as err:  # torn or foreign file: zip, pickle and key errors alike
-            why = f"{type(err).__name__}: {err}".splitlines()[0][:200]
-            warn(f"{path}: unreadable checkpoint ({why}); moved to {move_aside(path).name}")
-    return None
 
 
 def _schedule(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
@@ -238,11 +202,11 @@ def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train
         if distiller is not None and distiller.qfd is not None:
             distiller.qfd.load_state_dict(ckpt["distill"])
 
-    ckpt = _load_checkpoint(out, dev, restore)
+    ckpt = load_checkpoint(out, dev, restore)
     if ckpt is not None:
         metrics = ckpt["metrics"]
         start_epoch = ckpt["epoch"] + 1
-        _set_rng_state(ckpt["rng"])
+        set_rng_state(ckpt["rng"])
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         loader = train_loader(train_set, cfg.batch_size, cfg.seed, epoch, ddp, workers)
@@ -296,7 +260,7 @@ def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train
         metrics.append(row)
         if ddp.main:
             write_json_atomic(out / "metrics.json", metrics)
-            _save_atomic(
+            save_atomic(
                 dict(
                     model=model.state_dict(),
                     optimizer=opt.state_dict(),
@@ -304,7 +268,7 @@ def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train
                     distill=distiller.qfd.state_dict() if distiller and distiller.qfd else None,
                     epoch=epoch,
                     metrics=metrics,
-                    rng=_rng_state(),
+                    rng=rng_state(),
                 ),
                 ckpt_path,
             )
