@@ -10,30 +10,31 @@ an interrupted run ends with the same weights and metrics as an uninterrupted on
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torch.utils.data import DataLoader
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from bench.data.datasets import build_datasets, resolve_data
-from bench.errors import warn
-from bench.io import atomic_path, move_aside, write_json_atomic
+from bench.data.datasets import DataSpec, build_datasets, resolve_data
+from bench.io import write_json_atomic
 from bench.measure.profile import profile_model
 from bench.registry import create_model, model_entry
+from tasks.classification.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from tasks.classification.config import TrainConfig
-from tasks.classification.distill import Distiller, WithFeatures, runner
+from tasks.classification.distill import Distiller, Runner, WithFeatures, runner
 from tasks.classification.metrics import accuracy
 from tasks.classification.parallel import SampleSeeded, per_process_batch, train_loader
 from tasks.determinism import deterministic
 from tasks.distributed import (
+    DistInfo,
     all_reduce_sum,
     barrier,
     batch_record,
@@ -52,45 +53,10 @@ from tasks.record import (
 )
 
 
-def _rng_state() -> dict:
-    return dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate())
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-
-
 def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _save_atomic(obj: dict, path: Path) -> None:
-    """Write a checkpoint atomically; the one it replaces stays as ``prev.pt`` (the fallback on resume)."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-        if path.exists():
-            os.replace(path, path.with_name("prev.pt"))
-
-
-def _load_checkpoint(out: Path, dev: torch.device, restore: Callable[[dict], None]) -> dict | None:
-    """The newest readable checkpoint (``last.pt``, else ``prev.pt``) restored through ``restore``; an
-    unreadable one is moved aside with a one-line warning naming it. None: start from scratch."""
-    for name in ("last.pt", "prev.pt"):
-        path = out / "checkpoints" / name
-        if not path.exists():
-            continue
-        try:
-            ckpt = torch.load(path, map_location=dev, weights_only=False)  # our own file: trusted
-            restore(ckpt)
-            return ckpt
-        except Exception as err:  # torn or foreign file: zip, pickle and key errors alike
-            why = f"{type(err).__name__}: {err}".splitlines()[0][:200]
-            warn(f"{path}: unreadable checkpoint ({why}); moved to {move_aside(path).name}")
-    return None
 
 
 def _schedule(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
@@ -166,19 +132,8 @@ def train(
             spec = resolve_data(cfg.data)  # data errors inside the try: they end as a failed record
             img_size = cfg.img_size or entry.paper.get("img_size", 224)
             train_set, eval_set = build_datasets(spec, img_size, cfg.hflip)
-            result = _train(
-                cfg,
-                out,
-                dev,
-                workers,
-                progress and ddp.main,
-                on_epoch_end,
-                spec,
-                img_size,
-                train_set,
-                eval_set,
-                ddp,
-            )
+            job = _Job(cfg, out, dev, ddp, workers, progress and ddp.main)
+            result = _train(job, on_epoch_end, spec, img_size, train_set, eval_set)
     except BaseException as err:  # interrupts too: the record says why the run stopped
         with signals_deferred():
             if writes_failure_record(ddp, result_path, started):
@@ -189,134 +144,227 @@ def train(
     return result
 
 
-def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train_set, eval_set, ddp) -> dict:
+@dataclass(frozen=True)
+class _Job:
+    """Where a run goes: its config, directory, device, process group, loader workers and progress bar."""
+
+    cfg: TrainConfig
+    out: Path
+    dev: torch.device
+    ddp: DistInfo
+    workers: int
+    progress: bool
+
+
+@dataclass
+class _State:
+    """What the epochs of a run share and carry on: the student, its training objects, the metrics so far."""
+
+    model: nn.Module
+    run: Runner  # the student's forward (x, features), through DistributedDataParallel under torchrun
+    distiller: Distiller | None
+    params: list[nn.Parameter]  # the student's and QFD's: optimized and gradient-clipped
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    mixup: Callable | None
+    train_set: Dataset
+    eval_loader: DataLoader
+    metrics: list[dict] = field(default_factory=list)
+    start_epoch: int = 0
+
+
+def _train(
+    job: _Job,
+    on_epoch_end: Callable[[int, dict], None] | None,
+    spec: DataSpec,
+    img_size: int,
+    train_set: Dataset,
+    eval_set: Dataset,
+) -> dict:
+    """Train from scratch or from the last checkpoint to the last epoch; the run's record."""
+    state = _build(job, spec, img_size, train_set, eval_set)
+    _resume(job, state)
+    for epoch in range(state.start_epoch, job.cfg.epochs):
+        row = _epoch(job, state, epoch)
+        state.metrics.append(row)
+        _checkpoint(job, state, epoch)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch + 1, row)
+    efficiency = _measure(job, state, eval_set)
+    return _record(job, state, spec, eval_set, efficiency)
+
+
+def _build(job: _Job, spec: DataSpec, img_size: int, train_set: Dataset, eval_set: Dataset) -> _State:
+    """The seeded student, teacher, optimizer, schedule, mixup and loaders of a run at epoch 0."""
+    cfg = job.cfg
     _seed_all(cfg.seed)
     model = create_model(
         cfg.model, num_classes=spec.num_classes, checkpoint=cfg.checkpoint, **cfg.overrides
-    ).to(dev)
+    ).to(job.dev)
     if cfg.sync_bn:
         model = convert_sync_batchnorm(model)
     if cfg.augment_rng == "sample":
         train_set = SampleSeeded(train_set, cfg.seed)
-    run = runner(model)
-    if ddp.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        wrapped = DistributedDataParallel(
-            WithFeatures(model), device_ids=[dev.index] if dev.type == "cuda" else None
-        )
-        run = lambda x, features: wrapped(x, features)  # noqa: E731
-        _seed_all(cfg.seed + 1000 * ddp.rank)  # augment_rng="process": every rank its own stream
+    run = _forward(job, model)
     distiller = None
     if cfg.distill.kind != "none":
-        distiller = Distiller(cfg.distill, model, spec.num_classes, img_size, dev)
+        distiller = Distiller(cfg.distill, model, spec.num_classes, img_size, job.dev)
     params = list(model.parameters()) + (
         list(distiller.qfd.parameters()) if distiller and distiller.qfd else []
     )
     opt = _optimizer(cfg, params)
-    eval_loader = DataLoader(eval_set, batch_size=cfg.batch_size, shuffle=False, num_workers=workers)
+    eval_loader = DataLoader(eval_set, batch_size=cfg.batch_size, shuffle=False, num_workers=job.workers)
     steps = math.ceil(len(train_set) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, steps))
-    mixup = None
-    if cfg.mixup > 0 or cfg.cutmix > 0:
-        from timm.data import Mixup
+    mixup = _mixup(cfg, spec.num_classes)
+    return _State(model, run, distiller, params, opt, sched, mixup, train_set, eval_loader)
 
-        mixup = Mixup(
-            mixup_alpha=cfg.mixup,
-            cutmix_alpha=cfg.cutmix,
-            label_smoothing=cfg.label_smoothing,
-            num_classes=spec.num_classes,
+
+def _forward(job: _Job, model: nn.Module) -> Runner:
+    """The student's forward; under torchrun through DistributedDataParallel, after which every rank
+    reseeds its own augmentation stream (augment_rng="process")."""
+    run = runner(model)
+    if job.ddp.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        wrapped = DistributedDataParallel(
+            WithFeatures(model), device_ids=[job.dev.index] if job.dev.type == "cuda" else None
         )
-    metrics: list[dict] = []
-    start_epoch = 0
-    ckpt_path = out / "checkpoints" / "last.pt"
+        run = lambda x, features: wrapped(x, features)  # noqa: E731
+        _seed_all(job.cfg.seed + 1000 * job.ddp.rank)
+    return run
+
+
+def _mixup(cfg: TrainConfig, num_classes: int) -> Callable | None:
+    """timm's Mixup/CutMix with label smoothing when either is on; else None."""
+    if not (cfg.mixup > 0 or cfg.cutmix > 0):
+        return None
+    from timm.data import Mixup
+
+    return Mixup(
+        mixup_alpha=cfg.mixup,
+        cutmix_alpha=cfg.cutmix,
+        label_smoothing=cfg.label_smoothing,
+        num_classes=num_classes,
+    )
+
+
+def _resume(job: _Job, state: _State) -> None:
+    """Restore ``state`` (weights, optimizer, schedule, QFD, metrics, epoch, RNG) from the newest readable
+    checkpoint, if any."""
 
     def restore(ckpt: dict) -> None:
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        if distiller is not None and distiller.qfd is not None:
-            distiller.qfd.load_state_dict(ckpt["distill"])
+        state.model.load_state_dict(ckpt["model"])
+        state.opt.load_state_dict(ckpt["optimizer"])
+        state.sched.load_state_dict(ckpt["scheduler"])
+        if state.distiller is not None and state.distiller.qfd is not None:
+            state.distiller.qfd.load_state_dict(ckpt["distill"])
 
-    ckpt = _load_checkpoint(out, dev, restore)
+    ckpt = load_checkpoint(job.out, job.dev, restore)
     if ckpt is not None:
-        metrics = ckpt["metrics"]
-        start_epoch = ckpt["epoch"] + 1
-        _set_rng_state(ckpt["rng"])
-    for epoch in range(start_epoch, cfg.epochs):
-        model.train()
-        loader = train_loader(train_set, cfg.batch_size, cfg.seed, epoch, ddp, workers)
-        sums = dict(loss=0.0, ce=0.0, distill=0.0, n=0)
-        t0 = time.perf_counter()
-        teacher_before = distiller.time if distiller else 0.0
-        bar = tqdm(
-            loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not progress, leave=False
+        state.metrics = ckpt["metrics"]
+        state.start_epoch = ckpt["epoch"] + 1
+        set_rng_state(ckpt["rng"])
+
+
+def _epoch(job: _Job, state: _State, epoch: int) -> dict:
+    """Train one epoch (0-based ``epoch``); its metrics row: train sums over every rank, then evaluation."""
+    cfg, distiller = job.cfg, state.distiller
+    state.model.train()
+    loader = train_loader(state.train_set, cfg.batch_size, cfg.seed, epoch, job.ddp, job.workers)
+    sums = dict(loss=0.0, ce=0.0, distill=0.0, n=0)
+    t0 = time.perf_counter()
+    teacher_before = distiller.time if distiller else 0.0
+    bar = tqdm(
+        loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not job.progress, leave=False
+    )
+    for x, y in bar:
+        _step(job, state, x, y, epoch, sums)
+        bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.3f}")
+    epoch_time = time.perf_counter() - t0
+    totals = all_reduce_sum([sums["n"], sums["loss"], sums["ce"], sums["distill"]], job.ddp, job.dev)
+    sums = dict(n=int(totals[0]), loss=totals[1], ce=totals[2], distill=totals[3])  # every rank's samples
+    row = dict(
+        epoch=epoch + 1,
+        train_loss=sums["loss"] / sums["n"],
+        train_ce=sums["ce"] / sums["n"],
+        train_distill=sums["distill"] / sums["n"],
+        lr=state.opt.param_groups[0]["lr"],
+        epoch_time_s=epoch_time,
+        images_per_s=sums["n"] / epoch_time,
+        teacher_time_share=((distiller.time - teacher_before) / epoch_time) if distiller else 0.0,
+    )
+    row.update(evaluate(state.model, state.eval_loader, job.dev))
+    return row
+
+
+def _step(job: _Job, state: _State, x: Tensor, y: Tensor, epoch: int, sums: dict) -> None:
+    """One optimizer and schedule step on the batch ``(x, y)``; adds its loss terms, times its size, to
+    ``sums``."""
+    cfg, dev, distiller, mixup = job.cfg, job.dev, state.distiller, state.mixup
+    x, y = x.to(dev), y.to(dev)
+    if mixup is not None:
+        x, y_soft = mixup(x, y)
+    if distiller is not None:
+        logits, d_loss = distiller.loss(state.model, x, state.run)
+    else:
+        logits, d_loss = state.run(x, False)[0], torch.zeros((), device=dev)
+    if mixup is not None:
+        ce = torch.sum(-y_soft * F.log_softmax(logits, dim=-1), dim=-1).mean()
+    else:
+        ce = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+    loss = ce + cfg.distill.weight * d_loss
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"loss is {float(loss)} at epoch {epoch + 1}")
+    state.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.clip_grad:
+        torch.nn.utils.clip_grad_norm_(state.params, cfg.clip_grad)
+    state.opt.step()
+    state.sched.step()
+    b = x.shape[0]
+    sums["n"] += b
+    sums["loss"] += float(loss.detach()) * b
+    sums["ce"] += float(ce.detach()) * b
+    sums["distill"] += float(d_loss.detach()) * b
+
+
+def _checkpoint(job: _Job, state: _State, epoch: int) -> None:
+    """Write the metrics so far and the checkpoint after ``epoch`` (main process); every rank waits for
+    them."""
+    if job.ddp.main:
+        distiller = state.distiller
+        write_json_atomic(job.out / "metrics.json", state.metrics)
+        save_atomic(
+            dict(
+                model=state.model.state_dict(),
+                optimizer=state.opt.state_dict(),
+                scheduler=state.sched.state_dict(),
+                distill=distiller.qfd.state_dict() if distiller and distiller.qfd else None,
+                epoch=epoch,
+                metrics=state.metrics,
+                rng=rng_state(),
+            ),
+            job.out / "checkpoints" / "last.pt",
         )
-        for x, y in bar:
-            x, y = x.to(dev), y.to(dev)
-            if mixup is not None:
-                x, y_soft = mixup(x, y)
-            if distiller is not None:
-                logits, d_loss = distiller.loss(model, x, run)
-            else:
-                logits, d_loss = run(x, False)[0], torch.zeros((), device=dev)
-            if mixup is not None:
-                ce = torch.sum(-y_soft * F.log_softmax(logits, dim=-1), dim=-1).mean()
-            else:
-                ce = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
-            loss = ce + cfg.distill.weight * d_loss
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {float(loss)} at epoch {epoch + 1}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.clip_grad:
-                torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
-            opt.step()
-            sched.step()
-            b = x.shape[0]
-            sums["n"] += b
-            sums["loss"] += float(loss.detach()) * b
-            sums["ce"] += float(ce.detach()) * b
-            sums["distill"] += float(d_loss.detach()) * b
-            bar.set_postfix(loss=f"{sums['loss'] / sums['n']:.3f}")
-        epoch_time = time.perf_counter() - t0
-        totals = all_reduce_sum([sums["n"], sums["loss"], sums["ce"], sums["distill"]], ddp, dev)
-        sums = dict(n=int(totals[0]), loss=totals[1], ce=totals[2], distill=totals[3])  # every rank's samples
-        row = dict(
-            epoch=epoch + 1,
-            train_loss=sums["loss"] / sums["n"],
-            train_ce=sums["ce"] / sums["n"],
-            train_distill=sums["distill"] / sums["n"],
-            lr=opt.param_groups[0]["lr"],
-            epoch_time_s=epoch_time,
-            images_per_s=sums["n"] / epoch_time,
-            teacher_time_share=((distiller.time - teacher_before) / epoch_time) if distiller else 0.0,
-        )
-        row.update(evaluate(model, eval_loader, dev))
-        metrics.append(row)
-        if ddp.main:
-            write_json_atomic(out / "metrics.json", metrics)
-            _save_atomic(
-                dict(
-                    model=model.state_dict(),
-                    optimizer=opt.state_dict(),
-                    scheduler=sched.state_dict(),
-                    distill=distiller.qfd.state_dict() if distiller and distiller.qfd else None,
-                    epoch=epoch,
-                    metrics=metrics,
-                    rng=_rng_state(),
-                ),
-                ckpt_path,
-            )
-        barrier(ddp)  # every rank sees the checkpoint before going on
-        if on_epoch_end is not None:
-            on_epoch_end(epoch + 1, row)
-    efficiency = None
-    if cfg.measure and ddp.main:
-        batches = [x for x, _ in DataLoader(eval_set, batch_size=cfg.batch_size)][: cfg.measure_batches]
-        efficiency = profile_model(model, batches, latency_repeats=3)
-        write_json_atomic(out / "efficiency.json", efficiency)
-        efficiency = trim_measurement(efficiency)
+    barrier(job.ddp)  # every rank sees the checkpoint before going on
+
+
+def _measure(job: _Job, state: _State, eval_set: Dataset) -> dict | None:
+    """The efficiency measurement on the first evaluation batches (main process, when configured), written
+    to ``efficiency.json``; its trimmed form for the record."""
+    cfg = job.cfg
+    if not (cfg.measure and job.ddp.main):
+        return None
+    batches = [x for x, _ in DataLoader(eval_set, batch_size=cfg.batch_size)][: cfg.measure_batches]
+    efficiency = profile_model(state.model, batches, latency_repeats=3)
+    write_json_atomic(job.out / "efficiency.json", efficiency)
+    return trim_measurement(efficiency)
+
+
+def _record(job: _Job, state: _State, spec: DataSpec, eval_set: Dataset, efficiency: dict | None) -> dict:
+    """The ``result.json`` record of a finished run."""
+    cfg, ddp, distiller, metrics = job.cfg, job.ddp, state.distiller, state.metrics
     final = metrics[-1]
     return dict(
         status="ok",
@@ -335,7 +383,7 @@ def _train(cfg, out, dev, workers, progress, on_epoch_end, spec, img_size, train
         if distiller is None
         else dict(name=cfg.distill.teacher, macs_G=distiller.teacher_macs / 1e9, time_s=distiller.time),
         config_digest=cfg.digest(),
-        checkpoint=getattr(model, "checkpoint_report", None),
+        checkpoint=getattr(state.model, "checkpoint_report", None),
         distributed=dict(
             batch_record(
                 ddp,
