@@ -24,12 +24,10 @@ import dataclasses
 import itertools
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from ablations.spec_yaml import SpecError, read_spec_yaml, where
 from bench.errors import ConfigError
 from bench.registry import model_entry
 from tasks import available_tasks, get_task
@@ -72,36 +70,6 @@ def task_fields(task: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return run, tuple(f.name for f in dataclasses.fields(t.distill_cls))
 
 
-class SpecError(ConfigError):
-    """A bad sweep spec (one line, with file and line)."""
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps line numbers and refuses duplicate keys."""
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: dict = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in seen:
-            raise SpecError(
-                f"{loader.name}:{key_node.start_mark.line + 1}: duplicate key {key!r} "
-                f"(first at line {seen[key]}); every key, axes included, may appear once"
-            )
-        seen[key] = key_node.start_mark.line + 1
-        loader.lines[key] = loader.lines.get(key, key_node.start_mark.line + 1)
-        loader.lines.setdefault(f"*{key}", []).append(key_node.start_mark.line + 1)
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-# YAML 1.1 reads `1e-3` (no dot) as a string; a spec means a number (YAML 1.2 reads it so too)
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
 EXECUTORS = ("local", "submitit", "ray")
 
 
@@ -197,15 +165,6 @@ class SweepSpec:
         return out
 
 
-def _where(spec_path: Path, lines: dict, key: str, under: str | None = None) -> str:
-    """``file:line`` of ``key`` (its first occurrence after the key ``under``, when given)."""
-    if under is not None and under in lines:
-        after = [n for n in lines.get(f"*{key}", []) if n >= lines[under]]
-        if after:
-            return f"{spec_path}:{after[0]}"
-    return f"{spec_path}:{lines[key]}" if key in lines else str(spec_path)
-
-
 def default_metrics(task: str) -> list[str]:
     """A spec's metrics when it names none: the task's two headline metrics, energy and size."""
     return [*get_task(task).metrics[:2], "energy_mJ", "size_MB"]
@@ -214,63 +173,52 @@ def default_metrics(task: str) -> list[str]:
 def load_spec(path: str | Path, validate_models: bool = True) -> SweepSpec:
     """Read and validate a sweep spec; raises SpecError (one line) on anything wrong."""
     path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"{path}: spec file not found")
-    loader = _Loader(path.read_text())
-    loader.name = str(path)
-    loader.lines = {}
-    try:
-        raw = loader.get_single_data()
-    except yaml.YAMLError as err:
-        raise SpecError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    finally:
-        loader.dispose()
-    lines = loader.lines
+    raw, lines = read_spec_yaml(path)
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: a spec is a mapping with keys {', '.join(SPEC_KEYS)}")
     for key in raw:
         if key not in SPEC_KEYS:
             raise SpecError(
-                f"{_where(path, lines, key)}: unknown key {key!r}; allowed keys: {', '.join(SPEC_KEYS)}"
+                f"{where(path, lines, key)}: unknown key {key!r}; allowed keys: {', '.join(SPEC_KEYS)}"
             )
     task = raw.get("task", "classification")
     if task not in available_tasks():
         raise SpecError(
-            f"{_where(path, lines, 'task')}: task={task!r} is not allowed; "
+            f"{where(path, lines, 'task')}: task={task!r} is not allowed; "
             f"allowed values: {', '.join(available_tasks())}"
         )
     base = raw.get("base") or {}
     axes = raw.get("axes") or {}
     if not isinstance(base, dict) or "model" not in base:
-        raise SpecError(f"{_where(path, lines, 'base')}: base must be a mapping with at least 'model'")
+        raise SpecError(f"{where(path, lines, 'base')}: base must be a mapping with at least 'model'")
     if not isinstance(axes, dict):
-        raise SpecError(f"{_where(path, lines, 'axes')}: axes must map field names to lists of values")
+        raise SpecError(f"{where(path, lines, 'axes')}: axes must map field names to lists of values")
     canon_seen: dict[str, str] = {}
     for name, values in axes.items():
-        where = _where(path, lines, name)
+        at = where(path, lines, name)
         try:
             canon = canonical_field(name, task)
         except ConfigError as err:
-            raise SpecError(f"{where}: axes: {err}") from None
+            raise SpecError(f"{at}: axes: {err}") from None
         if canon in canon_seen:
-            raise SpecError(f"{where}: duplicate axis {name!r} (same field as {canon_seen[canon]!r})")
+            raise SpecError(f"{at}: duplicate axis {name!r} (same field as {canon_seen[canon]!r})")
         canon_seen[canon] = name
         if not isinstance(values, list) or not values:
-            raise SpecError(f"{where}: axes.{name} must be a non-empty list of values")
+            raise SpecError(f"{at}: axes.{name} must be a non-empty list of values")
     mode = raw.get("mode", "grid")
     if mode not in ("grid", "zip"):
         raise SpecError(
-            f"{_where(path, lines, 'mode')}: mode={mode!r} is not allowed; allowed values: grid, zip"
+            f"{where(path, lines, 'mode')}: mode={mode!r} is not allowed; allowed values: grid, zip"
         )
     if mode == "zip" and len({len(v) for v in axes.values()}) > 1:
-        raise SpecError(f"{_where(path, lines, 'mode')}: mode=zip needs axes of equal length")
+        raise SpecError(f"{where(path, lines, 'mode')}: mode=zip needs axes of equal length")
     _check_spec_types(path, lines, raw)
     exclude = raw.get("exclude") or []
     for ex in exclude:
         for k in ex:
             if k not in axes:
                 raise SpecError(
-                    f"{_where(path, lines, 'exclude')}: exclude names {k!r}, which is not an axis; "
+                    f"{where(path, lines, 'exclude')}: exclude names {k!r}, which is not an axis; "
                     f"allowed: {', '.join(axes)}"
                 )
     seeds = _seeds(raw, path, lines, axes, base)
@@ -293,10 +241,10 @@ def load_spec(path: str | Path, validate_models: bool = True) -> SweepSpec:
         try:
             check_recipe(spec.recipe, spec.base, get_task(task).batch)
         except ConfigError as err:
-            raise SpecError(f"{_where(path, lines, 'recipe')}: {err}") from None
+            raise SpecError(f"{where(path, lines, 'recipe')}: {err}") from None
     for k in spec.baseline:
         if k not in axes:
-            raise SpecError(f"{_where(path, lines, 'baseline')}: baseline names {k!r}, which is not an axis")
+            raise SpecError(f"{where(path, lines, 'baseline')}: baseline names {k!r}, which is not an axis")
     points = spec.points()
     if not points:
         raise SpecError(f"{path}: the axes and excludes leave no point to run")
@@ -311,7 +259,7 @@ def load_spec(path: str | Path, validate_models: bool = True) -> SweepSpec:
                 checked.add(key)
         except ConfigError as err:
             line_key = _culprit(err, p.values, task, lines) or culprit
-            raise SpecError(f"{_where(path, lines, line_key)}: {err}") from None
+            raise SpecError(f"{where(path, lines, line_key)}: {err}") from None
     return spec
 
 
@@ -356,12 +304,12 @@ def check_recipe(recipe: dict, base: dict, batch: str = "global") -> None:
 def _seeds(raw: dict, path: Path, lines: dict, axes: dict, base: dict) -> list[int] | None:
     """The spec's seeds (``seeds: [..]`` or ``repeats: n`` = seeds 0..n-1), validated; None when neither."""
     if "seeds" in raw and "repeats" in raw:
-        raise SpecError(f"{_where(path, lines, 'repeats')}: give seeds or repeats, not both")
+        raise SpecError(f"{where(path, lines, 'repeats')}: give seeds or repeats, not both")
     if "repeats" in raw:
         n = raw["repeats"]
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise SpecError(
-                f"{_where(path, lines, 'repeats')}: repeats={n!r} is not allowed; "
+                f"{where(path, lines, 'repeats')}: repeats={n!r} is not allowed; "
                 "allowed values: integers >= 1"
             )
         seeds = list(range(n))
@@ -374,7 +322,7 @@ def _seeds(raw: dict, path: Path, lines: dict, axes: dict, base: dict) -> list[i
             or len(set(seeds)) != len(seeds)
         ):
             raise SpecError(
-                f"{_where(path, lines, 'seeds')}: seeds={seeds!r} is not allowed; "
+                f"{where(path, lines, 'seeds')}: seeds={seeds!r} is not allowed; "
                 "allowed values: a non-empty list of distinct integers >= 0"
             )
     else:
@@ -382,7 +330,7 @@ def _seeds(raw: dict, path: Path, lines: dict, axes: dict, base: dict) -> list[i
     key = "seeds" if "seeds" in raw else "repeats"
     if "seed" in axes or "seed" in base:
         raise SpecError(
-            f"{_where(path, lines, key)}: {key} and a seed in "
+            f"{where(path, lines, key)}: {key} and a seed in "
             f"{'axes' if 'seed' in axes else 'base'} name the seed twice; allowed: one of them"
         )
     return list(seeds)
@@ -409,7 +357,7 @@ def _hardware(raw: dict, path: Path, lines: dict) -> str:
     try:
         load_hardware(str(name))
     except ConfigError as err:
-        raise SpecError(f"{_where(path, lines, 'hardware')}: {err}") from None
+        raise SpecError(f"{where(path, lines, 'hardware')}: {err}") from None
     return str(name)
 
 
@@ -420,27 +368,27 @@ def _check_spec_types(path: Path, lines: dict, raw: dict) -> None:
         if raw.get(key) is not None and not isinstance(raw[key], kind):
             allowed = {str: "a string", list: "a list", dict: "a mapping"}[kind]
             raise SpecError(
-                f"{_where(path, lines, key)}: {key}={raw[key]!r} is not allowed; allowed values: {allowed}"
+                f"{where(path, lines, key)}: {key}={raw[key]!r} is not allowed; allowed values: {allowed}"
             )
     for ex in raw.get("exclude") or []:
         if not isinstance(ex, dict):
             raise SpecError(
-                f"{_where(path, lines, 'exclude')}: exclude entry {ex!r}; allowed: mappings of axis: value"
+                f"{where(path, lines, 'exclude')}: exclude entry {ex!r}; allowed: mappings of axis: value"
             )
     for m in raw.get("metrics") or []:
         if not isinstance(m, str):
-            raise SpecError(f"{_where(path, lines, 'metrics')}: metrics entry {m!r}; allowed: metric names")
+            raise SpecError(f"{where(path, lines, 'metrics')}: metrics entry {m!r}; allowed: metric names")
     executor = raw.get("executor") or {}
     if "kind" in executor and executor["kind"] not in EXECUTORS:
         raise SpecError(
-            f"{_where(path, lines, 'kind', 'executor')}: executor.kind={executor['kind']!r} is not allowed; "
+            f"{where(path, lines, 'kind', 'executor')}: executor.kind={executor['kind']!r} is not allowed; "
             f"allowed values: {', '.join(EXECUTORS)}"
         )
     for key, least in (("workers", 1), ("procs_per_point", 1), ("gpus_per_point", 0)):
         value = executor.get(key, least)
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise SpecError(
-                f"{_where(path, lines, key, 'executor')}: executor.{key}={value!r} is not allowed; "
+                f"{where(path, lines, key, 'executor')}: executor.{key}={value!r} is not allowed; "
                 f"allowed values: integers >= {least}"
             )
 
