@@ -13,13 +13,13 @@ How to read them (also written under every table):
 
 Outputs CSV (numbers: mean, std, Δ, p-value, significance, n, flag and per-row provenance), Markdown and
 LaTeX (booktabs rules, with the notes and the provenance: git sha, threads, host, dates, seeds, n). How the
-numbers are shown (labels, significant digits, cells) is ``table_format``; this module re-exports its names.
+numbers are shown (labels, significant digits, cells) is ``table_format``, the runs' provenance
+``table_provenance``; this module re-exports their names.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +36,7 @@ from ablations.table_format import (
     display_cells,
     spread,
 )
+from ablations.table_provenance import check_clean, provenance, row_provenance
 from bench.errors import ConfigError
 from bench.io import write_text_atomic
 
@@ -54,7 +55,7 @@ HIGHER_IS_BETTER = {
     "aAcc",
 }
 
-__all__ = [  # the names other modules import from here (labels and number formatting: table_format)
+__all__ = [  # the names other modules import from here (some defined in table_format, table_provenance)
     "ALPHA",
     "EXACT_DIGITS",
     "FLOAT_NOISE",
@@ -133,24 +134,6 @@ def _flag_summary(group: pd.DataFrame) -> str:
     return f"{'+'.join(kinds)} {len(bad)}/{len(group)}"
 
 
-def _provenance(group: pd.DataFrame) -> dict:
-    def joined(col: str) -> str:
-        if col not in group.columns:
-            return ""
-        return " ".join(sorted({str(v) for v in group[col].dropna()}))
-
-    threads = "threads" if "threads" in group.columns else "env.threads"
-    return dict(
-        seeds=" ".join(str(s) for s in sorted(group["seed"].dropna().astype(int)))
-        if "seed" in group.columns
-        else "",
-        git_sha=joined("env.git_sha"),
-        threads=joined(threads),
-        host=joined("env.host"),
-        started_utc=joined("env.started_utc"),
-    )
-
-
 def ablation_table(
     df: pd.DataFrame,
     axes: list[str],
@@ -202,7 +185,7 @@ def ablation_table(
                 trusted = not rows[k]["flag"] and not rows[base_key]["flag"]
                 rows[k][f"Δ {m} sig"] = bool(trusted and not math.isnan(p) and p < ALPHA)
     for k in keys:
-        rows[k].update(_provenance(groups[k]))
+        rows[k].update(row_provenance(groups[k]))
     table = pd.DataFrame.from_dict(rows, orient="index")
     if len(axes) > 1:
         table.index = pd.MultiIndex.from_tuples(table.index, names=axes)
@@ -248,24 +231,6 @@ def notes(table: pd.DataFrame) -> str:
         "layer firing < 1e-4): not a result, never best."
     )
     return " ".join(parts)
-
-
-def provenance(table: pd.DataFrame) -> str:
-    """One line: code revision, threads, hosts, run dates, seeds and n of the runs behind the table."""
-
-    def union(col: str) -> str:
-        vals = sorted({v for cell in table[col] for v in str(cell).split() if v})
-        return ", ".join(vals) if vals else "unknown"
-
-    dates = sorted({v for cell in table["started_utc"] for v in str(cell).split() if v})
-    span = f"{dates[0]} … {dates[-1]}" if dates else "unknown"
-    n = sorted({int(v) for v in table["n"]})
-    made = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return (
-        f"Provenance: git {union('git_sha')}; threads {union('threads')}; host {union('host')}; "
-        f"runs {span}; seeds {union('seeds')}; n = {'–'.join(map(str, sorted({n[0], n[-1]})))} per row; "
-        f"table made {made}."
-    )
 
 
 def to_markdown(table: pd.DataFrame, best: dict) -> str:
@@ -324,16 +289,6 @@ def to_csv(table: pd.DataFrame, best: dict) -> str:
     for m in table.attrs.get("metrics", []):
         csv[f"best_{m}"] = [best.get(m) is not None and i == best[m] for i in table.index]
     return csv.reset_index().to_csv(index=False)
-
-
-def check_clean(table: pd.DataFrame) -> None:
-    """One-line ConfigError when a run of the table ran on code with uncommitted changes (``-dirty``)."""
-    dirty = sorted({v for cell in table["git_sha"] for v in str(cell).split() if v.endswith("-dirty")})
-    if dirty:
-        raise ConfigError(
-            f"table: runs of git {', '.join(dirty)} (uncommitted changes: the sha does not name the code); "
-            "allowed: rerun the sweep from a clean commit, or pass --allow-dirty to write the table anyway"
-        )
 
 
 def write_table(
