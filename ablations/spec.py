@@ -15,195 +15,53 @@ seeds: [0, 1, 2]           # every point once per seed (or repeats: 3 = seeds 0,
 executor: {kind: local, workers: 1, procs_per_point: 2}   # or gpus_per_point: 8 (a torchrun job per point)
 ```
 Errors are one line: ``file:line: field: what is wrong; allowed values``; nothing runs.
+
+``load_spec`` reads the file with ``spec_yaml`` (the loader that keeps every key's line), checks it with
+``spec_checks`` and expands the axes into points with ``spec_points``; this module re-exports their names.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-import itertools
-import json
-import math
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from bench.errors import ConfigError
-from bench.registry import model_entry
-from tasks import available_tasks, get_task
-
-MODEL_OPTIONS = (
-    "bits",
-    "bits_first",
-    "bits_head",
-    "T",
-    "attention",
-    "shortcut",
-    "neuron",
-    "levels",
-    "rectify",
+from ablations.spec_checks import (
+    EXECUTORS,
+    LR_RULES,
+    RECIPE_KEYS,
+    SPEC_KEYS,
+    check_base_axes,
+    check_exclude,
+    check_mode,
+    check_points,
+    check_recipe,
+    check_recipe_baseline,
+    check_spec_types,
+    check_top_level,
+    recipe_lr,
+    spec_hardware,
+    spec_seeds,
 )
-ALIASES = {"distill.lambda": "distill.weight"}
-SPEC_KEYS = (
-    "name",
-    "task",
-    "base",
-    "axes",
-    "mode",
-    "exclude",
-    "baseline",
-    "metrics",
-    "executor",
-    "seeds",
-    "repeats",
-    "recipe",
-    "hardware",
-)
-LR_RULES = ("blr * global_batch / 256", "absolute")
-RECIPE_KEYS = ("source", "gpus", "per_gpu_batch", "global_batch", "lr_rule", "blr")
+from ablations.spec_points import ALIASES, MODEL_OPTIONS, Point, SweepSpec, canonical_field, task_fields
+from ablations.spec_yaml import SpecError, read_spec_yaml
+from tasks import get_task
 
-
-def task_fields(task: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The run fields and the distillation fields of ``task``'s config."""
-    t = get_task(task)
-    run = tuple(f.name for f in dataclasses.fields(t.config_cls) if f.name not in ("overrides", "distill"))
-    return run, tuple(f.name for f in dataclasses.fields(t.distill_cls))
-
-
-class SpecError(ConfigError):
-    """A bad sweep spec (one line, with file and line)."""
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps line numbers and refuses duplicate keys."""
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: dict = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in seen:
-            raise SpecError(
-                f"{loader.name}:{key_node.start_mark.line + 1}: duplicate key {key!r} "
-                f"(first at line {seen[key]}); every key, axes included, may appear once"
-            )
-        seen[key] = key_node.start_mark.line + 1
-        loader.lines[key] = loader.lines.get(key, key_node.start_mark.line + 1)
-        loader.lines.setdefault(f"*{key}", []).append(key_node.start_mark.line + 1)
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-# YAML 1.1 reads `1e-3` (no dot) as a string; a spec means a number (YAML 1.2 reads it so too)
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-EXECUTORS = ("local", "submitit", "ray")
-
-
-def canonical_field(name: str, task: str = "classification") -> str:
-    """The config path of an axis or base field (``bits`` -> ``overrides.bits``)."""
-    run_fields, distill_fields = task_fields(task)
-    name = ALIASES.get(name, name)
-    if name in MODEL_OPTIONS:
-        return f"overrides.{name}"
-    if name.startswith("overrides.") and name.split(".", 1)[1] in MODEL_OPTIONS:
-        return name
-    if name.startswith("distill.") and name.split(".", 1)[1] in distill_fields:
-        return name
-    if name in run_fields:
-        return name
-    allowed = sorted(
-        MODEL_OPTIONS + run_fields + tuple(f"distill.{f}" for f in distill_fields) + ("distill.lambda",)
-    )
-    raise ConfigError(f"unknown field {name!r}; allowed fields: {', '.join(allowed)}")
-
-
-def _set(config: dict, path: str, value: object) -> None:
-    head, _, rest = path.partition(".")
-    if rest:
-        config.setdefault(head, {})
-        _set(config[head], rest, value)
-    else:
-        config[head] = value
-
-
-@dataclass
-class Point:
-    """One point of a sweep: its axis values and its resolved run config."""
-
-    values: dict
-    config: dict
-    task: str = "classification"
-
-    @property
-    def run_config(self):
-        """The task's validated config object of this point."""
-        return get_task(self.task).config_from_dict(copy.deepcopy(self.config))
-
-    @property
-    def digest(self) -> str:
-        return self.run_config.digest()
-
-    @property
-    def name(self) -> str:
-        return f"{self.config['model']}-{self.digest}"
-
-
-@dataclass
-class SweepSpec:
-    """A validated sweep spec."""
-
-    path: Path
-    name: str
-    task: str
-    base: dict
-    axes: dict
-    mode: str = "grid"
-    exclude: list = field(default_factory=list)
-    baseline: dict = field(default_factory=dict)
-    metrics: list = field(default_factory=lambda: ["top1", "top5", "energy_mJ", "size_MB"])
-    executor: dict = field(default_factory=dict)
-    seeds: list[int] | None = None  # None: one run per point, the base (or default) seed
-    recipe: dict = field(default_factory=dict)  # the official recipe a paper spec follows (batch, lr rule)
-    # energy_hw preset the sweep's records and tables report; a measurement option, never in a point's config
-    hardware: str = "45nm"
-
-    def points(self) -> list[Point]:
-        """The resolved points, in axis order (then seed order), excluded ones removed."""
-        names = list(self.axes)
-        combos = (
-            zip(*self.axes.values(), strict=True)
-            if self.mode == "zip"
-            else itertools.product(*self.axes.values())
-        )
-        out = []
-        for combo in combos:
-            values = dict(zip(names, combo, strict=True))
-            if any(all(values.get(k) == v for k, v in ex.items()) for ex in self.exclude):
-                continue
-            for seed in self.seeds if self.seeds is not None else [None]:
-                config = copy.deepcopy(self.base)
-                for k, v in values.items():
-                    _set(config, canonical_field(k, self.task), v)
-                seeded = values if seed is None else dict(values, seed=seed)
-                if seed is not None:
-                    config["seed"] = seed
-                out.append(Point(seeded, config, self.task))
-        return out
-
-
-def _where(spec_path: Path, lines: dict, key: str, under: str | None = None) -> str:
-    """``file:line`` of ``key`` (its first occurrence after the key ``under``, when given)."""
-    if under is not None and under in lines:
-        after = [n for n in lines.get(f"*{key}", []) if n >= lines[under]]
-        if after:
-            return f"{spec_path}:{after[0]}"
-    return f"{spec_path}:{lines[key]}" if key in lines else str(spec_path)
+__all__ = [  # the names other modules import from here (some of them defined in spec_points, spec_yaml)
+    "ALIASES",
+    "EXECUTORS",
+    "LR_RULES",
+    "MODEL_OPTIONS",
+    "RECIPE_KEYS",
+    "SPEC_KEYS",
+    "Point",
+    "SpecError",
+    "SweepSpec",
+    "canonical_field",
+    "check_recipe",
+    "default_metrics",
+    "load_spec",
+    "recipe_lr",
+    "task_fields",
+]
 
 
 def default_metrics(task: str) -> list[str]:
@@ -214,66 +72,14 @@ def default_metrics(task: str) -> list[str]:
 def load_spec(path: str | Path, validate_models: bool = True) -> SweepSpec:
     """Read and validate a sweep spec; raises SpecError (one line) on anything wrong."""
     path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"{path}: spec file not found")
-    loader = _Loader(path.read_text())
-    loader.name = str(path)
-    loader.lines = {}
-    try:
-        raw = loader.get_single_data()
-    except yaml.YAMLError as err:
-        raise SpecError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    finally:
-        loader.dispose()
-    lines = loader.lines
-    if not isinstance(raw, dict):
-        raise SpecError(f"{path}: a spec is a mapping with keys {', '.join(SPEC_KEYS)}")
-    for key in raw:
-        if key not in SPEC_KEYS:
-            raise SpecError(
-                f"{_where(path, lines, key)}: unknown key {key!r}; allowed keys: {', '.join(SPEC_KEYS)}"
-            )
-    task = raw.get("task", "classification")
-    if task not in available_tasks():
-        raise SpecError(
-            f"{_where(path, lines, 'task')}: task={task!r} is not allowed; "
-            f"allowed values: {', '.join(available_tasks())}"
-        )
-    base = raw.get("base") or {}
-    axes = raw.get("axes") or {}
-    if not isinstance(base, dict) or "model" not in base:
-        raise SpecError(f"{_where(path, lines, 'base')}: base must be a mapping with at least 'model'")
-    if not isinstance(axes, dict):
-        raise SpecError(f"{_where(path, lines, 'axes')}: axes must map field names to lists of values")
-    canon_seen: dict[str, str] = {}
-    for name, values in axes.items():
-        where = _where(path, lines, name)
-        try:
-            canon = canonical_field(name, task)
-        except ConfigError as err:
-            raise SpecError(f"{where}: axes: {err}") from None
-        if canon in canon_seen:
-            raise SpecError(f"{where}: duplicate axis {name!r} (same field as {canon_seen[canon]!r})")
-        canon_seen[canon] = name
-        if not isinstance(values, list) or not values:
-            raise SpecError(f"{where}: axes.{name} must be a non-empty list of values")
-    mode = raw.get("mode", "grid")
-    if mode not in ("grid", "zip"):
-        raise SpecError(
-            f"{_where(path, lines, 'mode')}: mode={mode!r} is not allowed; allowed values: grid, zip"
-        )
-    if mode == "zip" and len({len(v) for v in axes.values()}) > 1:
-        raise SpecError(f"{_where(path, lines, 'mode')}: mode=zip needs axes of equal length")
-    _check_spec_types(path, lines, raw)
+    raw, lines = read_spec_yaml(path)
+    task = check_top_level(path, lines, raw)
+    base, axes = check_base_axes(path, lines, raw, task)
+    mode = check_mode(path, lines, raw, axes)
+    check_spec_types(path, lines, raw)
     exclude = raw.get("exclude") or []
-    for ex in exclude:
-        for k in ex:
-            if k not in axes:
-                raise SpecError(
-                    f"{_where(path, lines, 'exclude')}: exclude names {k!r}, which is not an axis; "
-                    f"allowed: {', '.join(axes)}"
-                )
-    seeds = _seeds(raw, path, lines, axes, base)
+    check_exclude(path, lines, exclude, axes)
+    seeds = spec_seeds(raw, path, lines, axes, base)
     spec = SweepSpec(
         path,
         raw.get("name", path.stem),
@@ -287,170 +93,8 @@ def load_spec(path: str | Path, validate_models: bool = True) -> SweepSpec:
         raw.get("executor") or {},
         seeds,
         raw.get("recipe") or {},
-        _hardware(raw, path, lines),
+        spec_hardware(raw, path, lines),
     )
-    if spec.recipe:
-        try:
-            check_recipe(spec.recipe, spec.base, get_task(task).batch)
-        except ConfigError as err:
-            raise SpecError(f"{_where(path, lines, 'recipe')}: {err}") from None
-    for k in spec.baseline:
-        if k not in axes:
-            raise SpecError(f"{_where(path, lines, 'baseline')}: baseline names {k!r}, which is not an axis")
-    points = spec.points()
-    if not points:
-        raise SpecError(f"{path}: the axes and excludes leave no point to run")
-    checked: set[str] = set()
-    for p in points:
-        culprit = next(iter(p.values), "base")
-        try:
-            cfg = p.run_config
-            key = json.dumps([cfg.model, cfg.overrides], sort_keys=True)
-            if validate_models and key not in checked:
-                _check_model(cfg)
-                checked.add(key)
-        except ConfigError as err:
-            line_key = _culprit(err, p.values, task, lines) or culprit
-            raise SpecError(f"{_where(path, lines, line_key)}: {err}") from None
+    check_recipe_baseline(spec, lines)
+    check_points(spec, lines, validate_models)
     return spec
-
-
-def recipe_lr(recipe: dict) -> float | None:
-    """The learning rate a recipe's rule gives (None for ``absolute``: the spec's lr is the official one)."""
-    if recipe["lr_rule"] == "absolute":
-        return None
-    return recipe["blr"] * recipe["global_batch"] / 256
-
-
-def check_recipe(recipe: dict, base: dict, batch: str = "global") -> None:
-    """A paper spec's recipe: global batch = GPUs x per-GPU batch, ``batch_size`` = the global batch (or the
-    per-GPU batch where the task's ``batch`` is ``per_gpu``: mmdet/mmseg), lr from its rule."""
-    unknown = sorted(set(recipe) - set(RECIPE_KEYS))
-    if unknown:
-        raise ConfigError(f"recipe: unknown key {unknown[0]!r}; allowed keys: {', '.join(RECIPE_KEYS)}")
-    needed = [k for k in RECIPE_KEYS if k != "blr" and k not in recipe]
-    if needed:
-        raise ConfigError(f"recipe: {needed[0]} is missing; a recipe names {', '.join(RECIPE_KEYS)}")
-    if recipe["lr_rule"] not in LR_RULES:
-        raise ConfigError(
-            f"recipe: lr_rule={recipe['lr_rule']!r} is not allowed; allowed: {', '.join(LR_RULES)}"
-        )
-    if recipe["gpus"] * recipe["per_gpu_batch"] != recipe["global_batch"]:
-        raise ConfigError(
-            f"recipe: global_batch={recipe['global_batch']} is not gpus x per_gpu_batch "
-            f"= {recipe['gpus'] * recipe['per_gpu_batch']}"
-        )
-    want = recipe["global_batch"] if batch == "global" else recipe["per_gpu_batch"]
-    if base.get("batch_size") != want:
-        raise ConfigError(
-            f"recipe: base.batch_size={base.get('batch_size')} is not the "
-            f"{batch.replace('_', '-')} batch {want}"
-        )
-    lr = recipe_lr(recipe)
-    if lr is not None and not math.isclose(base.get("lr", math.nan), lr, rel_tol=1e-6):
-        raise ConfigError(
-            f"recipe: base.lr={base.get('lr')} is not {recipe['lr_rule']} = {lr:.6g}; allowed: {lr:.6g}"
-        )
-
-
-def _seeds(raw: dict, path: Path, lines: dict, axes: dict, base: dict) -> list[int] | None:
-    """The spec's seeds (``seeds: [..]`` or ``repeats: n`` = seeds 0..n-1), validated; None when neither."""
-    if "seeds" in raw and "repeats" in raw:
-        raise SpecError(f"{_where(path, lines, 'repeats')}: give seeds or repeats, not both")
-    if "repeats" in raw:
-        n = raw["repeats"]
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise SpecError(
-                f"{_where(path, lines, 'repeats')}: repeats={n!r} is not allowed; "
-                "allowed values: integers >= 1"
-            )
-        seeds = list(range(n))
-    elif "seeds" in raw:
-        seeds = raw["seeds"]
-        if (
-            not isinstance(seeds, list)
-            or not seeds
-            or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in seeds)
-            or len(set(seeds)) != len(seeds)
-        ):
-            raise SpecError(
-                f"{_where(path, lines, 'seeds')}: seeds={seeds!r} is not allowed; "
-                "allowed values: a non-empty list of distinct integers >= 0"
-            )
-    else:
-        return None
-    key = "seeds" if "seeds" in raw else "repeats"
-    if "seed" in axes or "seed" in base:
-        raise SpecError(
-            f"{_where(path, lines, key)}: {key} and a seed in "
-            f"{'axes' if 'seed' in axes else 'base'} name the seed twice; allowed: one of them"
-        )
-    return list(seeds)
-
-
-def _culprit(err: ConfigError, values: dict, task: str, lines: dict) -> str | None:
-    """The spec key whose line an error of a point's config points at."""
-    text = str(err)
-    if text.startswith("unknown model"):
-        return "model"
-    for k in values:
-        short = canonical_field(k, task).split(".")[-1]
-        if text.startswith(f"{short}=") or f"{k}" in text.split(";")[0]:
-            return k
-    named = text.split("=", 1)[0].split(".")[-1] if "=" in text.split(" ", 1)[0] else ""
-    return named if named in lines else None
-
-
-def _hardware(raw: dict, path: Path, lines: dict) -> str:
-    """The spec's ``hardware`` (energy_hw preset name or file), checked by loading it."""
-    from bench.measure.hardware_model import load_hardware
-
-    name = raw.get("hardware") or "45nm"
-    try:
-        load_hardware(str(name))
-    except ConfigError as err:
-        raise SpecError(f"{_where(path, lines, 'hardware')}: {err}") from None
-    return str(name)
-
-
-def _check_spec_types(path: Path, lines: dict, raw: dict) -> None:
-    """Types of the spec's own keys, and the executor's kind and workers."""
-    kinds = dict(name=str, exclude=list, baseline=dict, metrics=list, executor=dict)
-    for key, kind in kinds.items():
-        if raw.get(key) is not None and not isinstance(raw[key], kind):
-            allowed = {str: "a string", list: "a list", dict: "a mapping"}[kind]
-            raise SpecError(
-                f"{_where(path, lines, key)}: {key}={raw[key]!r} is not allowed; allowed values: {allowed}"
-            )
-    for ex in raw.get("exclude") or []:
-        if not isinstance(ex, dict):
-            raise SpecError(
-                f"{_where(path, lines, 'exclude')}: exclude entry {ex!r}; allowed: mappings of axis: value"
-            )
-    for m in raw.get("metrics") or []:
-        if not isinstance(m, str):
-            raise SpecError(f"{_where(path, lines, 'metrics')}: metrics entry {m!r}; allowed: metric names")
-    executor = raw.get("executor") or {}
-    if "kind" in executor and executor["kind"] not in EXECUTORS:
-        raise SpecError(
-            f"{_where(path, lines, 'kind', 'executor')}: executor.kind={executor['kind']!r} is not allowed; "
-            f"allowed values: {', '.join(EXECUTORS)}"
-        )
-    for key, least in (("workers", 1), ("procs_per_point", 1), ("gpus_per_point", 0)):
-        value = executor.get(key, least)
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise SpecError(
-                f"{_where(path, lines, key, 'executor')}: executor.{key}={value!r} is not allowed; "
-                f"allowed values: integers >= {least}"
-            )
-
-
-def _check_model(cfg) -> None:
-    """Build the point's model on the meta device: unknown names and bad options fail here, cheaply."""
-    import torch
-
-    model_entry(cfg.model)
-    with torch.device("meta"):
-        from bench.registry import create_model
-
-        create_model(cfg.model, **cfg.overrides)

@@ -12,17 +12,31 @@ How to read them (also written under every table):
   layer): shown for completeness, never a result, never best.
 
 Outputs CSV (numbers: mean, std, Δ, p-value, significance, n, flag and per-row provenance), Markdown and
-LaTeX (booktabs rules, with the notes and the provenance: git sha, threads, host, dates, seeds, n).
+LaTeX (booktabs rules, with the notes and the provenance: git sha, threads, host, dates, seeds, n). How the
+numbers are shown (labels, significant digits, cells) is ``table_format``, the runs' provenance
+``table_provenance``; this module re-exports their names.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
+from ablations.table_format import (
+    EXACT_DIGITS,
+    FLOAT_NOISE,
+    LABELS,
+    MARK_FLAG,
+    MARK_SIG,
+    SPREAD_DIGITS,
+    cell,
+    column_decimals,
+    display_cells,
+    spread,
+)
+from ablations.table_provenance import check_clean, provenance, row_provenance
 from bench.errors import ConfigError
 from bench.io import write_text_atomic
 
@@ -40,31 +54,30 @@ HIGHER_IS_BETTER = {
     "mAcc",
     "aAcc",
 }
-LABELS = {
-    "top1": "Top-1 (%)",
-    "top5": "Top-5 (%)",
-    "best_top1": "Best top-1 (%)",
-    "energy_mJ": "Energy (mJ)",
-    "energy_hw_mJ": "Energy hw (mJ)",
-    "size_MB": "Size (MB)",
-    "size_MB_paper": "Size (paper MB)",
-    "params_M": "Params (M)",
-    "SOPs_G": "SOPs (G)",
-    "MACs_G": "MACs (G)",
-    "fr_mean": "Firing rate",
-    "latency_ms": "Latency (ms)",
-    "img_per_s": "Images/s",
-    "bbox_mAP": "box mAP",
-    "bbox_mAP_50": "box mAP50",
-    "aAcc": "aAcc (%)",
-    "mAcc": "mAcc (%)",
-    "segm_mAP": "mask mAP",
-    "mIoU": "mIoU (%)",
-}
-MARK_SIG, MARK_FLAG = "*", "†"
-# A spread below this fraction of the mean is float rounding (summation order), not a difference between
-# runs: shown as exact (± 0) and tested as exact, e.g. 0.3604 ± 6.8e-17 for a size that every seed shares.
-FLOAT_NOISE = 1e-9
+
+__all__ = [  # the names other modules import from here (some defined in table_format, table_provenance)
+    "ALPHA",
+    "EXACT_DIGITS",
+    "FLOAT_NOISE",
+    "HIGHER_IS_BETTER",
+    "LABELS",
+    "MARK_FLAG",
+    "MARK_SIG",
+    "SPREAD_DIGITS",
+    "ablation_table",
+    "cell",
+    "check_clean",
+    "column_decimals",
+    "compare",
+    "notes",
+    "provenance",
+    "setting",
+    "spread",
+    "to_csv",
+    "to_latex",
+    "to_markdown",
+    "write_table",
+]
 
 
 def setting(value: object) -> str:
@@ -121,24 +134,6 @@ def _flag_summary(group: pd.DataFrame) -> str:
     return f"{'+'.join(kinds)} {len(bad)}/{len(group)}"
 
 
-def _provenance(group: pd.DataFrame) -> dict:
-    def joined(col: str) -> str:
-        if col not in group.columns:
-            return ""
-        return " ".join(sorted({str(v) for v in group[col].dropna()}))
-
-    threads = "threads" if "threads" in group.columns else "env.threads"
-    return dict(
-        seeds=" ".join(str(s) for s in sorted(group["seed"].dropna().astype(int)))
-        if "seed" in group.columns
-        else "",
-        git_sha=joined("env.git_sha"),
-        threads=joined(threads),
-        host=joined("env.host"),
-        started_utc=joined("env.started_utc"),
-    )
-
-
 def ablation_table(
     df: pd.DataFrame,
     axes: list[str],
@@ -190,7 +185,7 @@ def ablation_table(
                 trusted = not rows[k]["flag"] and not rows[base_key]["flag"]
                 rows[k][f"Δ {m} sig"] = bool(trusted and not math.isnan(p) and p < ALPHA)
     for k in keys:
-        rows[k].update(_provenance(groups[k]))
+        rows[k].update(row_provenance(groups[k]))
     table = pd.DataFrame.from_dict(rows, orient="index")
     if len(axes) > 1:
         table.index = pd.MultiIndex.from_tuples(table.index, names=axes)
@@ -216,73 +211,6 @@ def _best(table: pd.DataFrame, values: dict, metric: str) -> object:
     return first if not math.isnan(p) and p < ALPHA else None
 
 
-SPREAD_DIGITS = 2  # significant digits of the spread; the mean is rounded to the same decimal
-EXACT_DIGITS = 4  # significant digits of a value without spread (n = 1, or exact)
-
-
-def spread(mean: float, std: float) -> float:
-    """``std``, or 0 when it is below float noise relative to ``mean`` (NaN stays NaN: no spread known)."""
-    if pd.isna(std):
-        return math.nan
-    return 0.0 if std <= FLOAT_NOISE * max(abs(mean), 1e-300) else float(std)
-
-
-def column_decimals(means: pd.Series, stds: pd.Series) -> int | None:
-    """Decimals of a column: ``SPREAD_DIGITS`` significant digits of its smallest non-zero spread (so no
-    row's spread is rounded away); None when no row has a spread (every value exact or n = 1)."""
-    spreads = [spread(m, s) for m, s in zip(means, stds, strict=True)]
-    nonzero = [s for s in spreads if not pd.isna(s) and s > 0]
-    if not nonzero:
-        return None
-    return max(0, SPREAD_DIGITS - 1 - math.floor(math.log10(min(nonzero))))
-
-
-def _fmt(v: object, decimals: int | None = None, delta: bool = False) -> str:
-    """A number at ``decimals`` decimals, or ``EXACT_DIGITS`` significant digits when None."""
-    if v is None or pd.isna(v):
-        return "—"
-    sign = "+" if delta else ""
-    if decimals is not None:
-        return f"{round(v, decimals) + 0.0:{sign}.{decimals}f}"  # + 0.0: no "-0.00"
-    if abs(v) >= 10**EXACT_DIGITS:
-        return f"{v:{sign}.0f}"
-    return f"{v:{sign}.{EXACT_DIGITS}g}"
-
-
-def cell(mean: float, std: float, n: int, decimals: int | None) -> str:
-    """``mean ± std`` at the column's decimals; ``mean ± 0`` for an exact value; the mean alone for n < 2."""
-    if n < 2 or pd.isna(std):
-        return _fmt(mean, decimals)
-    s = spread(mean, std)
-    if s == 0:
-        return f"{_fmt(mean, decimals)} ± 0"
-    return f"{_fmt(mean, decimals)} ± {_fmt(s, decimals)}"
-
-
-def _label(col: str) -> str:
-    return f"Δ {LABELS.get(col[2:], col[2:])}" if col.startswith("Δ ") else LABELS.get(col, col)
-
-
-def _cells(table: pd.DataFrame, best: dict) -> tuple[pd.DataFrame, dict[str, list[bool]]]:
-    """Display strings (mean ± std, Δ with the significance mark, n, flag) and which cells are best."""
-    metrics = table.attrs.get("metrics") or [c for c in table.columns if f"{c} std" in table.columns]
-    shown = pd.DataFrame(index=table.index)
-    bold: dict[str, list[bool]] = {}
-    for m in metrics:
-        dec = column_decimals(table[m], table[f"{m} std"])
-        rows = zip(table[m], table[f"{m} std"], table["n"], strict=True)
-        shown[_label(m)] = [cell(mean, std, n, dec) for mean, std, n in rows]
-        bold[_label(m)] = [best.get(m) is not None and i == best[m] for i in table.index]
-        if f"Δ {m}" in table.columns:
-            shown[_label(f"Δ {m}")] = [
-                _fmt(d, dec, delta=True) + (MARK_SIG if sig else "")
-                for d, sig in zip(table[f"Δ {m}"], table[f"Δ {m} sig"], strict=True)
-            ]
-    shown["n"] = [str(int(n)) for n in table["n"]]
-    shown["Flag"] = [f"{MARK_FLAG} {f}" if f else "" for f in table["flag"]]
-    return shown, bold
-
-
 def notes(table: pd.DataFrame) -> str:
     """What ±, Δ, the marks and the bold mean, for this table."""
     base = table.attrs.get("baseline") or {}
@@ -305,28 +233,10 @@ def notes(table: pd.DataFrame) -> str:
     return " ".join(parts)
 
 
-def provenance(table: pd.DataFrame) -> str:
-    """One line: code revision, threads, hosts, run dates, seeds and n of the runs behind the table."""
-
-    def union(col: str) -> str:
-        vals = sorted({v for cell in table[col] for v in str(cell).split() if v})
-        return ", ".join(vals) if vals else "unknown"
-
-    dates = sorted({v for cell in table["started_utc"] for v in str(cell).split() if v})
-    span = f"{dates[0]} … {dates[-1]}" if dates else "unknown"
-    n = sorted({int(v) for v in table["n"]})
-    made = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return (
-        f"Provenance: git {union('git_sha')}; threads {union('threads')}; host {union('host')}; "
-        f"runs {span}; seeds {union('seeds')}; n = {'–'.join(map(str, sorted({n[0], n[-1]})))} per row; "
-        f"table made {made}."
-    )
-
-
 def to_markdown(table: pd.DataFrame, best: dict) -> str:
     """Markdown: mean ± std cells, best in bold, Δ with its significance mark, n, flag; then the notes and
     the provenance."""
-    shown, bold = _cells(table, best)
+    shown, bold = display_cells(table, best)
     for col, mask in bold.items():
         shown[col] = [f"**{c}**" if b else c for c, b in zip(shown[col], mask, strict=True)]
     md = shown.reset_index().to_markdown(index=False, disable_numparse=True)
@@ -347,7 +257,7 @@ def _tex(text: str) -> str:
 def to_latex(table: pd.DataFrame, best: dict, caption: str | None = None) -> str:
     """A booktabs LaTeX table (``\\toprule``/``\\midrule``/``\\bottomrule``), best values in bold, the notes
     in the caption and the provenance as a comment line."""
-    shown, bold = _cells(table, best)
+    shown, bold = display_cells(table, best)
     shown = shown.map(_tex)
     styler = shown.rename(columns=_tex).style
     for col, mask in bold.items():
@@ -379,16 +289,6 @@ def to_csv(table: pd.DataFrame, best: dict) -> str:
     for m in table.attrs.get("metrics", []):
         csv[f"best_{m}"] = [best.get(m) is not None and i == best[m] for i in table.index]
     return csv.reset_index().to_csv(index=False)
-
-
-def check_clean(table: pd.DataFrame) -> None:
-    """One-line ConfigError when a run of the table ran on code with uncommitted changes (``-dirty``)."""
-    dirty = sorted({v for cell in table["git_sha"] for v in str(cell).split() if v.endswith("-dirty")})
-    if dirty:
-        raise ConfigError(
-            f"table: runs of git {', '.join(dirty)} (uncommitted changes: the sha does not name the code); "
-            "allowed: rerun the sweep from a clean commit, or pass --allow-dirty to write the table anyway"
-        )
 
 
 def write_table(

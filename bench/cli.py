@@ -197,10 +197,8 @@ def _data_make(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    p = argparse.ArgumentParser(prog="spikebench", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+def _add_models(sub: argparse._SubParsersAction) -> None:
+    """``spikebench models``: list the registered backbones."""
     m = sub.add_parser(
         "models", help="list registered backbones with parameter counts; --forward runs each once"
     )
@@ -214,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--checkpoint", default=None, help="load this checkpoint (spikebench or official layout)")
     m.set_defaults(func=_models)
 
+
+def _add_profile(sub: argparse._SubParsersAction) -> None:
+    """``spikebench profile``: the efficiency table of a set of models."""
     pr = sub.add_parser(
         "profile", help="efficiency table: params, size, MACs, firing rates, SOPs, energy, latency"
     )
@@ -255,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--checkpoint", default=None, help="load this checkpoint into the (one) model")
     pr.set_defaults(func=_profile)
 
+
+def _add_remeasure(sub: argparse._SubParsersAction) -> None:
+    """``spikebench remeasure``: energy_hw of finished runs under another preset."""
     rm = sub.add_parser(
         "remeasure",
         help="recompute energy_hw of finished runs (their efficiency.json) under another hardware preset",
@@ -264,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("--reuse", choices=("inference", "step", "use"), default="inference")
     rm.set_defaults(func=_remeasure)
 
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    """``spikebench data make``: small datasets in real on-disk formats."""
     d = sub.add_parser("data", help="datasets in real formats")
     dsub = d.add_subparsers(dest="data_command", required=True)
     mk = dsub.add_parser("make", help="write a small learnable dataset in a real on-disk format")
@@ -280,6 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
     mk.add_argument("--seed", type=int, default=0)
     mk.set_defaults(func=_data_make)
 
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    p = argparse.ArgumentParser(prog="spikebench", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    _add_models(sub)
+    _add_profile(sub)
+    _add_remeasure(sub)
+    _add_data(sub)
     for ep in entry_points(group="spikebench.commands"):  # task and ablation commands (tasks/, ablations/)
         ep.load()(sub)
     return p
