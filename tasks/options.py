@@ -113,3 +113,36 @@ def report_run(result: dict, out: Path, summary: tuple[str, ...]) -> None:
     firing = json.loads(eff.read_text()).get("firing_rates") if eff.exists() else None
     for flag in learning_flags(result, firing):
         print(f"warning: this run did not learn: {flag}", file=sys.stderr)
+
+
+def add_train_command(
+    sub: argparse._SubParsersAction,
+    name: str,
+    help: str,
+    configs: tuple[type, type],
+    start: typing.Callable[[object, argparse.Namespace], tuple[dict, Path]],
+    summary: tuple[str, ...],
+    out_default: str,
+    extra: typing.Callable[[argparse.ArgumentParser], None] | None = None,
+) -> argparse.ArgumentParser:
+    """Add ``name`` under ``spikebench train``: one option per field of ``configs`` (the task's config and
+    distillation dataclasses), ``--out``, the task's ``extra`` options; ``start(cfg, args)`` runs it and gives
+    (record, run folder), which rank 0 reports."""
+    p = sub.add_parser(name, help=help)
+    add_config_options(p, *configs)
+    p.add_argument("--out", default=None, help=f"run directory (default {out_default})")
+    if extra is not None:
+        extra(p)
+
+    def command(args: argparse.Namespace) -> int:
+        result, out = start(config_from_args(args, configs[0]), args)
+        report_run(result, out, summary)
+        return 0
+
+    p.set_defaults(func=command)
+    return p
+
+
+def add_workers_option(p: argparse.ArgumentParser) -> None:
+    """``--workers``: DataLoader worker processes."""
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")

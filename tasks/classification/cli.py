@@ -6,38 +6,30 @@ import argparse
 import sys
 from pathlib import Path
 
-from tasks.options import (
-    add_backbone_options,
-    add_config_options,
-    backbone_overrides,
-    config_from_args,
-    report_run,
-)
+from tasks.options import add_backbone_options, add_train_command, add_workers_option, backbone_overrides
 
 SUMMARY = ("status", "model", "top1", "top5", "best_top1", "epochs")
 
 
-def _run(args: argparse.Namespace) -> int:
-    from tasks.classification.config import TrainConfig
+def _start(cfg, args: argparse.Namespace) -> tuple[dict, Path]:
     from tasks.classification.train import run_dir_for, train
 
-    cfg = config_from_args(args, TrainConfig)
     out = Path(args.out) if args.out else run_dir_for(cfg)
-    result = train(cfg, out=out, device=args.device, workers=args.workers)
-    report_run(result, out, SUMMARY)
-    return 0
+    return train(cfg, out=out, device=args.device, workers=args.workers), out
+
+
+def _extra(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    add_workers_option(p)
 
 
 def register_train(sub: argparse._SubParsersAction) -> None:
     """Add ``classification`` under ``spikebench train`` (one option per field of ``TrainConfig``)."""
     from tasks.classification.config import DistillConfig, TrainConfig
 
-    p = sub.add_parser("classification", help="ImageNet-style classification (folder or CIFAR pickles)")
-    add_config_options(p, TrainConfig, DistillConfig)
-    p.add_argument("--out", default=None, help="run directory (default runs/classification/<model>-<hash>)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    p.set_defaults(func=_run)
+    help = "ImageNet-style classification (folder or CIFAR pickles)"
+    out = "runs/classification/<model>-<hash>"
+    add_train_command(sub, "classification", help, (TrainConfig, DistillConfig), _start, SUMMARY, out, _extra)
 
 
 def _eval(args: argparse.Namespace) -> int:

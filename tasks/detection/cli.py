@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
-from tasks.options import add_config_options, config_from_args, report_run
+from tasks.options import add_train_command
 
 SUMMARY = ("status", "model", "detector", "bbox_mAP", "bbox_mAP_50", "segm_mAP", "neck_head", "iters")
 
 
-def _train(args: argparse.Namespace) -> int:
+def _start(cfg, args: argparse.Namespace) -> tuple[dict, Path]:
     from tasks.detection import run_dir_for, train
-    from tasks.detection.config import DetConfig
 
-    cfg = config_from_args(args, DetConfig)
-    out = args.out or run_dir_for(cfg)
-    report_run(train(cfg, out=out, progress=True), out, SUMMARY)
-    return 0
+    out = Path(args.out) if args.out else run_dir_for(cfg)
+    return train(cfg, out=out, progress=True), out
 
 
 def _test(args: argparse.Namespace) -> int:
@@ -32,12 +30,9 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     """Add ``detection`` under ``spikebench train`` (one option per field of ``DetConfig``)."""
     from tasks.detection.config import DetConfig, DetDistillConfig
 
-    p = sub.add_parser("detection", help="COCO detection: RetinaNet or ViTDet (Mask R-CNN / RetinaNet)")
-    add_config_options(p, DetConfig, DetDistillConfig)
-    p.add_argument(
-        "--out", default=None, help="run directory (default runs/detection/<detector>-<model>-<hash>)"
-    )
-    p.set_defaults(func=_train)
+    help = "COCO detection: RetinaNet or ViTDet (Mask R-CNN / RetinaNet)"
+    out = "runs/detection/<detector>-<model>-<hash>"
+    add_train_command(sub, "detection", help, (DetConfig, DetDistillConfig), _start, SUMMARY, out)
 
 
 def register_test(sub: argparse._SubParsersAction) -> None:

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
-from tasks.options import add_config_options, config_from_args, report_run
+from tasks.options import add_train_command, add_workers_option
 
 SUMMARY = ("status", "model", "mIoU", "aAcc", "mAcc", "neck_head", "iters")
 
 
-def _train(args: argparse.Namespace) -> int:
-    from tasks.segmentation.config import SegConfig
+def _start(cfg, args: argparse.Namespace) -> tuple[dict, Path]:
     from tasks.segmentation.train import run_dir_for, train
 
-    cfg = config_from_args(args, SegConfig)
-    out = args.out or run_dir_for(cfg)
-    report_run(train(cfg, out=out, progress=True, workers=args.workers), out, SUMMARY)
-    return 0
+    out = Path(args.out) if args.out else run_dir_for(cfg)
+    return train(cfg, out=out, progress=True, workers=args.workers), out
 
 
 def _test(args: argparse.Namespace) -> int:
@@ -41,13 +39,10 @@ def register_train(sub: argparse._SubParsersAction) -> None:
     """Add ``segmentation`` under ``spikebench train`` (one option per field of ``SegConfig``)."""
     from tasks.segmentation.config import DistillConfig, SegConfig
 
-    p = sub.add_parser("segmentation", help="ADE20K semantic segmentation: Semantic FPN or UPerNet (mmseg)")
-    add_config_options(p, SegConfig, DistillConfig)
-    p.add_argument(
-        "--out", default=None, help="run directory (default runs/segmentation/<seg>-<model>-<hash>)"
-    )
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
-    p.set_defaults(func=_train)
+    help = "ADE20K semantic segmentation: Semantic FPN or UPerNet (mmseg)"
+    out = "runs/segmentation/<seg>-<model>-<hash>"
+    configs = (SegConfig, DistillConfig)
+    add_train_command(sub, "segmentation", help, configs, _start, SUMMARY, out, add_workers_option)
 
 
 def register_test(sub: argparse._SubParsersAction) -> None:
