@@ -3,6 +3,7 @@ kill -9, bad input, QFD (lambda = 0), quantized fine-tuning. One trained run per
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -138,6 +139,24 @@ FAMILY_MODELS = {
     "mobile_former": ("mobile_former_tiny", {}),
     "vit": ("vit_tiny", {}),
 }
+
+
+@pytest.mark.parametrize("detector", ["retinanet", "vitdet_maskrcnn", "vitdet_retinanet"])
+def test_paper_schedules_run_as_iterations_with_their_own_length(tmp_path, mini, detector):
+    """Without --iters a paper config trains its published schedule: an iteration loop whose LR steps are
+    iterations too (an epoch-based step never fires in an iteration loop)."""
+    from tasks.detection.build import build_mm_config
+
+    cfg = DetConfig(model=SPIKING, detector=detector, size="paper", data=str(mini))
+    mm = build_mm_config(cfg, mini, tmp_path / "mm")
+    iters = {"retinanet": 87960}.get(detector, 184375)
+    assert (mm.train_cfg.type, mm.train_cfg.max_iters) == ("IterBasedTrainLoop", iters)
+    assert [s.get("by_epoch", True) for s in mm.param_scheduler] == [False] * len(mm.param_scheduler)
+    steps = [m for s in mm.param_scheduler for m in s.get("milestones", [])]
+    assert steps and all(0 < m < iters for m in steps)
+    short = build_mm_config(dataclasses.replace(cfg, iters=1000), mini, tmp_path / "short")
+    scaled = [m for s in short.param_scheduler for m in s.get("milestones", [])]
+    assert scaled == [round(m * 1000 / iters) for m in steps]  # a shorter run keeps the steps' places
 
 
 def test_every_registry_family_is_covered():

@@ -96,8 +96,8 @@ def _set_data_root(cfg: Config, root: str) -> None:
 
 
 def _fit_schedule(schedulers: list, base_iters: int, iters: int) -> list:
-    """Iteration schedulers of a ``base_iters`` schedule scaled to ``iters`` (warm-up and decay keep their
-    share of the run: 1500 of 160k warm-up iterations become 1 of 100)."""
+    """Iteration schedulers of a ``base_iters`` schedule scaled to ``iters`` (warm-up, decay and LR steps keep
+    their share of the run: 1500 of 160k warm-up iterations become 1 of 100)."""
     fitted = []
     for sched in schedulers:
         sched = dict(sched)
@@ -105,6 +105,8 @@ def _fit_schedule(schedulers: list, base_iters: int, iters: int) -> list:
             begin = round(sched.get("begin", 0) * iters / base_iters)
             end = round(sched.get("end", base_iters) * iters / base_iters)
             sched.update(begin=begin, end=max(end, begin + 1))
+            if "milestones" in sched:  # LR steps keep their place in the run too
+                sched["milestones"] = [round(m * iters / base_iters) for m in sched["milestones"]]
         fitted.append(sched)
     return fitted
 
