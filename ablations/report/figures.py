@@ -6,11 +6,15 @@ that differ only by seed are one setting drawn as mean ± standard deviation (er
 
 from __future__ import annotations
 
+import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib import cm
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ablations.report.records import setting_label
 from ablations.tables import LABELS
@@ -64,16 +68,27 @@ def pareto_figure(
 ) -> Figure:
     """``metric`` against each ``cost`` (one panel per energy definition: the papers' and the hardware-aware
     one): marker size = parameters, circles = spiking, squares = ANN, one series per family and kind, error
-    bars over seeds, and the Pareto front. Costs missing from ``df`` get no panel."""
+    bars over seeds, and the Pareto front (its points numbered, their settings listed under the panel).
+    Costs missing from ``df`` get no panel."""
     costs = [c for c in ((cost,) if isinstance(cost, str) else cost) if c in df and df[c].notna().any()]
     costs = costs or [cost if isinstance(cost, str) else cost[0]]
     fig = Figure(figsize=(6.4 * len(costs), 4.4), layout="constrained")
+    grid = fig.add_gridspec(2, len(costs))
+    lines = 1
     for i, c in enumerate(costs):
-        _pareto_panel(fig.add_subplot(1, len(costs), i + 1), df, metric, c)
+        key = _pareto_panel(fig.add_subplot(grid[0, i]), df, metric, c)
+        below = fig.add_subplot(grid[1, i])
+        below.axis("off")
+        below.text(0, 1, key, transform=below.transAxes, va="top", fontsize=6)
+        lines = max(lines, key.count("\n") + 1)
+    key_height = 0.11 * lines + 0.1  # inches: 6 pt lines
+    fig.set_size_inches(6.4 * len(costs), 4.4 + key_height)
+    grid.set_height_ratios([4.4, key_height])
     return fig
 
 
-def _pareto_panel(ax, df: pd.DataFrame, metric: str, cost: str) -> None:
+def _pareto_panel(ax, df: pd.DataFrame, metric: str, cost: str) -> str:
+    """Draw one panel; returns the key of its numbered Pareto-front points."""
     agg = aggregate(df.assign(_cost=df[cost]), "_cost", metric, exclude=(cost,), x_measured=True)
     agg = agg.dropna(subset=["_cost", "mean"])
     biggest = max(float(agg["params_M"].max()), 1e-9)
@@ -90,13 +105,17 @@ def _pareto_panel(ax, df: pd.DataFrame, metric: str, cost: str) -> None:
             label=f"{family} ({kind})",
         )
     front = pareto_front(agg["_cost"].to_numpy(), agg["mean"].to_numpy())
+    key = []
     if len(front):
         f = agg.iloc[front]
         ax.plot(f["_cost"], f["mean"], "k--", drawstyle="steps-post", lw=1, label="Pareto front")
-        for _, r in f.iterrows():
+        for i, (_, r) in enumerate(f.iterrows(), 1):
             ax.annotate(
-                r["series"], (r["_cost"], r["mean"]), fontsize=6, xytext=(3, 3), textcoords="offset points"
+                str(i), (r["_cost"], r["mean"]), fontsize=7, xytext=(3, 3), textcoords="offset points"
             )
+        key = [
+            textwrap.fill(f"{i}: {s}", 110, subsequent_indent="    ") for i, s in enumerate(f["series"], 1)
+        ]
     if agg["_cost"].min() > 0 and agg["_cost"].max() / agg["_cost"].min() > 20:
         ax.set_xscale("log")
     ax.set_xlabel(label(cost))
@@ -104,6 +123,7 @@ def _pareto_panel(ax, df: pd.DataFrame, metric: str, cost: str) -> None:
     ax.set_title(f"{label(metric)} vs {label(cost)} (marker area = parameters)")
     ax.legend(fontsize=7, loc="best")
     ax.grid(alpha=0.3)
+    return "Pareto front, from the cheapest:\n" + "\n".join(key) if key else ""
 
 
 def bits_figure(df: pd.DataFrame, metric: str = "top1") -> Figure:
@@ -176,24 +196,33 @@ def firing_figure(efficiency: dict, title: str) -> Figure:
 
 
 def curves_figure(histories: dict[str, list[dict]], metric: str = "top1", x: str = "epoch") -> Figure:
-    """Training loss and ``metric`` against ``x`` (``metrics.json``), one line per run."""
-    fig = Figure(figsize=(9.0, 3.8), layout="constrained")
+    """Training loss and ``metric`` against ``x`` (``metrics.json``), one line per run; runs named
+    ``<setting> seed=<n>`` share their setting's colour and one legend entry (under the panels)."""
+    settings = list(dict.fromkeys(name.rsplit(" seed=", 1)[0] for name in sorted(histories)))
+    colours = {s: f"C{i % 10}" if len(settings) <= 10 else cm.tab20(i % 20) for i, s in enumerate(settings)}
+    styles = {s: ("-", "--", ":")[(i // 20) % 3] for i, s in enumerate(settings)}
+    fig = Figure(figsize=(9.0, 3.8 + 0.13 * math.ceil(len(settings) / 2)), layout="constrained")
     loss_ax, metric_ax = fig.subplots(1, 2)
+    handles = {}
     for name, rows in sorted(histories.items()):
         h = pd.DataFrame(rows)
+        setting = name.rsplit(" seed=", 1)[0]
+        style = dict(marker=".", color=colours[setting], ls=styles[setting], lw=1)
         if x not in h:
             continue
         if "train_loss" in h:
-            loss_ax.plot(h[x], h["train_loss"], marker=".", label=name)
+            (handles[setting],) = loss_ax.plot(h[x], h["train_loss"], **style)
         if metric in h:
-            metric_ax.plot(h[x], h[metric], marker=".", label=name)
+            (handles[setting],) = metric_ax.plot(h[x], h[metric], **style)
     loss_ax.set_xlabel(x)
     loss_ax.set_ylabel("Training loss")
     metric_ax.set_xlabel(x)
     metric_ax.set_ylabel(label(metric))
-    metric_ax.legend(fontsize=6, loc="best")
     for a in (loss_ax, metric_ax):
         a.grid(alpha=0.3)
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+    shown = [s for s in settings if s in handles]
+    fig.legend([handles[s] for s in shown], shown, loc="outside lower center", ncol=2, fontsize=6)
     fig.suptitle("Training curves", fontsize=9)
     return fig
 

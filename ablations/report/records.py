@@ -239,12 +239,12 @@ def setting_columns(df: pd.DataFrame, exclude: tuple[str, ...] = ()) -> list[str
 
 def setting_label(df: pd.DataFrame, exclude: tuple[str, ...] = ()) -> pd.Series:
     """A short label per row: ``model``, then the settings that vary in ``df`` and the row's own model
-    overrides (``qsd_tiny bits=2``, ``qsd_tiny neuron=relu attention=softmax``); seed and ``exclude`` out."""
+    overrides (``qsd_tiny bits=2``, ``qsd_tiny neuron=relu attention=softmax``); seed, ``exclude`` and the
+    settings a row does not have out."""
     varying = [c for c in setting_columns(df, exclude) if c != "model"]
     skip = {"seed", "model", *exclude}
     overrides = [c for c in df.attrs.get("override_columns", []) if c in df and c not in skip]
     labels = df["model"].astype(str)
-    for c in dict.fromkeys(overrides + varying):
-        shown = df[c].notna() if c not in varying else pd.Series(True, index=df.index)
-        labels = labels + (f" {c}=" + df[c].map(str)).where(shown, "")  # map: NaN -> "nan", not NaN
+    for c in dict.fromkeys(overrides + varying):  # a setting a row does not have (NaN) is not shown
+        labels = labels + (f" {c}=" + df[c].map(str)).where(df[c].notna(), "")
     return labels
