@@ -17,7 +17,7 @@ import signal
 import subprocess
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from bench.errors import ConfigError, DataError, warn
-from bench.io import move_aside
+from bench.io import move_aside, write_json_atomic
 
 PER_LAYER = ("firing_rates", "layers", "macs_by_module", "macs_by_op")  # in efficiency.json only
 
@@ -104,6 +104,16 @@ def stopped_record(err: BaseException, task: str, model: str, **fields) -> dict:
     reason = (reason.strip().splitlines() or [status])[0]
     trace = traceback.format_exc()
     return dict(status=status, reason=reason, task=task, model=model, **fields, traceback=trace)
+
+
+def write_stopped_record(
+    err: BaseException, path: Path, task: str, model: str, *, writes: Callable[[], bool], **fields
+) -> None:
+    """Write the stopped record of ``err`` to ``path`` when ``writes()`` (this rank's turn), whole: a signal
+    arriving meanwhile is delivered after the write (``signals_deferred``)."""
+    with signals_deferred():
+        if writes():
+            write_json_atomic(path, stopped_record(err, task, model, **fields))
 
 
 def trim_measurement(efficiency: dict) -> dict:

@@ -287,8 +287,12 @@ def test_a_signal_while_the_stopped_record_is_written_waits_for_the_write(tmp_pa
     """torchrun sends SIGTERM to the other ranks right after one dies, often while they write the record of
     the failure that death caused: the record is written whole, then the SIGTERM is delivered."""
     from bench.cli import _sigterm
-    from bench.io import write_json_atomic
-    from tasks.record import signals_deferred, stopped_record
+    from tasks.record import write_stopped_record
+
+    def signalled() -> bool:  # the SIGTERM arrives while this rank decides to write, then writes
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # the handler would have run here
+        return True
 
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
@@ -296,10 +300,7 @@ def test_a_signal_while_the_stopped_record_is_written_waits_for_the_write(tmp_pa
             try:
                 raise RuntimeError("Connection closed by peer")
             except RuntimeError as err:
-                with signals_deferred():
-                    os.kill(os.getpid(), signal.SIGTERM)
-                    time.sleep(0.05)  # the handler would have run here
-                    write_json_atomic(tmp_path / "result.json", stopped_record(err, "detection", "qsd_tiny"))
+                write_stopped_record(err, tmp_path / "result.json", "detection", "qsd_tiny", writes=signalled)
     finally:
         signal.signal(signal.SIGTERM, previous)
     record = json.loads((tmp_path / "result.json").read_text())

@@ -9,6 +9,7 @@ an interrupted run ends with the same weights and metrics as an uninterrupted on
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time
@@ -43,14 +44,7 @@ from tasks.distributed import (
     setup,
     writes_failure_record,
 )
-from tasks.record import (
-    environment,
-    previous_ok,
-    reraise,
-    signals_deferred,
-    stopped_record,
-    trim_measurement,
-)
+from tasks.record import environment, previous_ok, reraise, trim_measurement, write_stopped_record
 
 
 def _seed_all(seed: int) -> None:
@@ -135,9 +129,8 @@ def train(
             job = _Job(cfg, out, dev, ddp, workers, progress and ddp.main)
             result = _train(job, on_epoch_end, spec, img_size, train_set, eval_set)
     except BaseException as err:  # interrupts too: the record says why the run stopped
-        with signals_deferred():
-            if writes_failure_record(ddp, result_path, started):
-                write_json_atomic(result_path, stopped_record(err, "classification", cfg.model))
+        writes = functools.partial(writes_failure_record, ddp, result_path, started)
+        write_stopped_record(err, result_path, "classification", cfg.model, writes=writes)
         reraise(err)
     if ddp.main:
         write_json_atomic(result_path, result)

@@ -11,6 +11,7 @@ so a run killed mid-training ends with the same record as an uninterrupted one; 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 import time
@@ -29,14 +30,7 @@ from bench.registry import model_entry
 from tasks.determinism import DEFAULT_THREADS, deterministic
 from tasks.distributed import default_device, env_info, is_main_process, setup, writes_failure_record
 from tasks.openmm.history import finish_history
-from tasks.record import (
-    environment,
-    previous_ok,
-    reraise,
-    signals_deferred,
-    stopped_record,
-    trim_measurement,
-)
+from tasks.record import environment, previous_ok, reraise, trim_measurement, write_stopped_record
 
 
 @register_backend("spikebench_atomic", force=True)
@@ -165,11 +159,11 @@ def run_openmm(
             result = _train_test(cfg_obj, out, mm_cfg, **options)
             result["determinism"] = repeatability
     except BaseException as err:  # interrupts too: SIGINT/SIGTERM -> interrupted (resumable), else failed
-        with signals_deferred():
-            if writes_failure_record(env_info(), out / "result.json", started):
-                digest = cfg_obj.digest()
-                record = stopped_record(err, task, cfg_obj.model, neck_head=neck_head, config_digest=digest)
-                write_json_atomic(out / "result.json", record)
+        path, digest = out / "result.json", cfg_obj.digest()
+        writes = functools.partial(writes_failure_record, env_info(), path, started)
+        write_stopped_record(
+            err, path, task, cfg_obj.model, writes=writes, neck_head=neck_head, config_digest=digest
+        )
         reraise(err)
     if main:
         write_json_atomic(out / "result.json", result)
