@@ -20,13 +20,15 @@ Robustness contract (``ablations/status.py`` reads what a task leaves):
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.util
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.errors import ConfigError
+from bench.errors import ConfigError, check_bits, check_positive_int
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,12 @@ class TaskDef:
 
     # reprofile(run_dir, hardware, reuse) -> profile record of the run's final weights (no training), or None
     reprofile: Callable[..., dict] | None = None
+
+    @classmethod
+    def of(cls, name: str, config: tuple, run: Callable[..., dict], **rest: Any) -> TaskDef:
+        """The task ``name`` from its config module's (config class, distillation class, config_from_dict)."""
+        config_cls, distill_cls, from_dict = config
+        return cls(name, config_cls, distill_cls, from_dict, run, **rest)
 
 
 OPENMMLAB = ("mmengine", "mmcv", "mmdet", "mmseg")
@@ -102,6 +110,32 @@ def config_from_fields(config_cls: type, distill_cls: type, d: dict) -> Any:
                 f"unknown field 'distill.{bad[0]}'; allowed fields: {', '.join(sorted(allowed_d))}"
             )
     return config_cls(**d)
+
+
+def content_digest(fields: dict) -> str:
+    """12-hex-digit content hash of a config's fields (names run directories)."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def check_dense_fields(cfg: Any, ints: tuple[str, ...], scale: str) -> None:
+    """The checks a detection and a segmentation config share: optional integers >= 1 (``ints``), the image
+    scale field ``scale`` a multiple of 32, lr > 0, λ >= 0, the teacher's fields and bits."""
+    for name in ints:
+        if getattr(cfg, name) is not None:
+            check_positive_int(name, getattr(cfg, name))
+    value = getattr(cfg, scale)
+    if value is not None and value % 32:
+        raise ConfigError(f"{scale}={value} is not allowed; allowed values: multiples of 32")
+    if cfg.lr is not None and not cfg.lr > 0:
+        raise ConfigError(f"lr={cfg.lr} is not allowed; allowed values: > 0")
+    distill = cfg.distill
+    if distill.weight < 0:
+        raise ConfigError(f"distill.weight={distill.weight} is not allowed; allowed values: >= 0")
+    if isinstance(distill.teacher, dict):
+        teacher_config(cfg, distill.teacher)  # its fields checked now, not when it runs
+    check_bits("distill.teacher_bits", distill.teacher_bits)
+    if distill.kind != "none" and not distill.teacher:
+        raise ConfigError(f"distill.kind={distill.kind!r} needs distill.teacher (a run directory or config)")
 
 
 def teacher_config(student: Any, teacher: dict) -> Any:

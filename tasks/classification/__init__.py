@@ -20,15 +20,8 @@ def paper_rows() -> dict:
     return dict(PAPER_ROWS)
 
 
-TASK = TaskDef(
-    name="classification",
-    config_cls=TrainConfig,
-    distill_cls=DistillConfig,
-    config_from_dict=config_from_dict,
-    run=run,
-    metrics=("top1", "top5"),
-    paper_rows=paper_rows,
-    reprofile=reprofile,
-)
+CONFIG = (TrainConfig, DistillConfig, config_from_dict)
+METRICS = ("top1", "top5")
+TASK = TaskDef.of("classification", CONFIG, run, metrics=METRICS, paper_rows=paper_rows, reprofile=reprofile)
 
 __all__ = ["TASK", "DistillConfig", "TrainConfig", "config_from_dict", "train"]

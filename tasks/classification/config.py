@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 
 from bench.errors import ConfigError, check_choice, check_positive_int, check_types
-from tasks.api import arg, config_from_fields
+from tasks.api import arg, config_from_fields, content_digest
 from tasks.determinism import DEFAULT_THREADS
 
 DISTILL_KINDS = ("none", "qfd", "fgd", "kd")
@@ -96,7 +94,7 @@ class TrainConfig:
 
     def digest(self) -> str:
         """Content hash of the config (names run directories)."""
-        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        return content_digest(self.as_dict())
 
 
 def config_from_dict(d: dict) -> TrainConfig:

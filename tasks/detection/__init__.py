@@ -28,16 +28,10 @@ def run(config: dict, out: Path, progress: bool = False) -> dict:
     return train(config_from_dict(config), out=out, progress=progress)
 
 
-TASK = TaskDef(
-    name="detection",
-    config_cls=DetConfig,
-    distill_cls=DetDistillConfig,
-    config_from_dict=config_from_dict,
-    run=run,
-    metrics=BOX_METRICS + MASK_METRICS,
-    batch="per_gpu",  # mmengine: batch_size is per process
-    openmmlab=True,
-)
+CONFIG = (DetConfig, DetDistillConfig, config_from_dict)
+METRICS = BOX_METRICS + MASK_METRICS
+# batch_size is per process (mmengine)
+TASK = TaskDef.of("detection", CONFIG, run, metrics=METRICS, batch="per_gpu", openmmlab=True)
 
 __all__ = [
     "BOX_METRICS",

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 
 from bench.errors import ConfigError, check_bits, check_choice, check_positive_int
-from tasks.api import arg, config_from_fields, teacher_config
+from tasks.api import arg, check_dense_fields, config_from_fields, content_digest
 from tasks.determinism import DEFAULT_THREADS
 
 DETECTORS = ("retinanet", "vitdet_maskrcnn", "vitdet_retinanet")
@@ -75,28 +73,11 @@ class DetConfig:
             check_choice("distill.levels", level, PYRAMID_LEVELS)
         if not self.distill.levels:
             raise ConfigError("distill.levels=() is not allowed; allowed values: some of 3, 4, 5, 6, 7")
-        for name in ("iters", "batch_size", "img_scale", "checkpoint_interval"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{name}={value!r} is not allowed; allowed values: integers >= 1")
-        if self.img_scale is not None and self.img_scale % 32:
-            raise ConfigError(f"img_scale={self.img_scale} is not allowed; allowed values: multiples of 32")
-        if self.lr is not None and not self.lr > 0:
-            raise ConfigError(f"lr={self.lr} is not allowed; allowed values: > 0")
-        if self.distill.weight < 0:
-            raise ConfigError(f"distill.weight={self.distill.weight} is not allowed; allowed values: >= 0")
-        if isinstance(self.distill.teacher, dict):
-            teacher_config(self, self.distill.teacher)  # its fields checked now, not when it runs
-        if self.distill.kind != "none":
-            check_bits("distill.teacher_bits", self.distill.teacher_bits)
-            if not self.distill.teacher:
-                raise ConfigError(
-                    "distill.kind='qfd' needs distill.teacher (a teacher run directory or detector config)"
-                )
+        check_dense_fields(self, ("iters", "batch_size", "img_scale", "checkpoint_interval"), "img_scale")
 
     def digest(self) -> str:
         """Content hash of the config (names run directories)."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        return content_digest(asdict(self))
 
 
 def config_from_dict(d: dict) -> DetConfig:

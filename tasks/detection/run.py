@@ -89,7 +89,7 @@ def build_config(cfg: DetConfig, data_root: Path, work_dir: Path, teacher: str |
 def train_detection(cfg: DetConfig, out: Path, progress: bool = False) -> dict:
     """Validate the data, train (resuming), test with the real CocoMetric, measure, record."""
     require_openmmlab("detection")
-    from tasks.openmm.run import run_openmm
+    from tasks.openmm.run import MMRun, run_openmm
 
     import_modules()
     root: dict[str, Path] = {}
@@ -104,18 +104,9 @@ def train_detection(cfg: DetConfig, out: Path, progress: bool = False) -> dict:
         teacher = teacher_dir(cfg, out, train)
         return build_config(cfg, root["data"], work_dir, teacher=teacher)
 
-    result = run_openmm(
-        cfg,
-        out,
-        task="detection",
-        build_config=build,
-        validate=validate,
-        metrics=metrics_for(cfg.detector),
-        neck_head=cfg.neck_head,
-        measure=cfg.measure,
-        measure_fn=_measure,
-        progress=progress,
-    )
+    metrics = metrics_for(cfg.detector)
+    run = MMRun("detection", metrics, cfg.neck_head, cfg.measure, measure_fn=_measure, progress=progress)
+    result = run_openmm(cfg, out, run, build_config=build, validate=validate)
     if result.get("status") == "ok" and "detector" not in result:
         result.update(_detection_fields(cfg, out))
         if is_main_process():  # under torchrun, rank 0 writes the record

@@ -19,6 +19,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -105,20 +106,28 @@ def test_images(runner, n: int) -> list[torch.Tensor]:
     return images[:n]
 
 
+@dataclass(frozen=True)
+class MMRun:
+    """What a task asks of the shared OpenMMLab run: its name, the record's metrics (looked up in the
+    evaluator's scores), the neck/head kind, and the measurement after training."""
+
+    task: str
+    metrics: tuple[str, ...]
+    neck_head: str = "ann"
+    measure: bool = True
+    measure_images: int = 2
+    measure_fn: Callable[..., dict] | None = None  # (model, images) -> efficiency; default: the whole model
+    extra_metrics: Callable[[object], dict] | None = None  # (runner) -> more metrics for the record
+    progress: bool = False
+
+
 def run_openmm(
     cfg_obj,
     out: str | Path,
+    run: MMRun,
     *,
-    task: str,
     build_config: Callable[[Path], Config],
     validate: Callable[[], object],
-    metrics: tuple[str, ...],
-    neck_head: str = "ann",
-    measure: bool = True,
-    measure_images: int = 2,
-    measure_fn: Callable[..., dict] | None = None,
-    extra_metrics: Callable[[object], dict] | None = None,
-    progress: bool = False,
 ) -> dict:
     """Run (or resume, or return the ok record of) ``cfg_obj`` (a task config dataclass with ``model``,
     ``seed`` and ``digest()``) into ``out``; ``build_config(work_dir)`` gives the filled mmengine config,
@@ -134,16 +143,6 @@ def run_openmm(
     main = is_main_process()  # under torchrun, rank 0 writes the records
     device = default_device()
     threads = getattr(cfg_obj, "threads", DEFAULT_THREADS)
-    options = dict(
-        task=task,
-        metrics=metrics,
-        neck_head=neck_head,
-        measure=measure,
-        measure_images=measure_images,
-        measure_fn=measure_fn,
-        extra_metrics=extra_metrics,
-        progress=progress,
-    )
     started = time.time()
     if main:
         out.mkdir(parents=True, exist_ok=True)
@@ -151,18 +150,18 @@ def run_openmm(
         write_text_atomic(out / "mm_config.py", mm_cfg.pretty_text)
     try:
         with deterministic(threads, device) as repeatability, warnings.catch_warnings():
-            if not progress:  # sweep workers: their progress lines, not the stack's deprecation notices
+            if not run.progress:  # sweep workers: their progress lines, not the stack's deprecation notices
                 warnings.filterwarnings("ignore", module=r"(mmcv|mmdet|mmengine|mmseg)(\.|$)")
             if main:
                 env = dict(_environment(cfg_obj.seed, device), determinism=repeatability)
                 write_json_atomic(out / "environment.json", env)
-            result = _train_test(cfg_obj, out, mm_cfg, **options)
+            result = _train_test(cfg_obj, out, mm_cfg, run)
             result["determinism"] = repeatability
     except BaseException as err:  # interrupts too: SIGINT/SIGTERM -> interrupted (resumable), else failed
         path, digest = out / "result.json", cfg_obj.digest()
         writes = functools.partial(writes_failure_record, env_info(), path, started)
         write_stopped_record(
-            err, path, task, cfg_obj.model, writes=writes, neck_head=neck_head, config_digest=digest
+            err, path, run.task, cfg_obj.model, writes=writes, neck_head=run.neck_head, config_digest=digest
         )
         reraise(err)
     if main:
@@ -185,20 +184,7 @@ def _environment(seed: int, device: torch.device) -> dict:
     )
 
 
-def _train_test(
-    cfg_obj,
-    out,
-    mm_cfg,
-    *,
-    task,
-    metrics,
-    neck_head,
-    measure,
-    measure_images,
-    measure_fn,
-    extra_metrics,
-    progress,
-) -> dict:
+def _train_test(cfg_obj, out, mm_cfg, run: MMRun) -> dict:
     from mmengine.runner import Runner
 
     import tasks.openmm  # noqa: F401  (registers the backbone and hooks)
@@ -210,7 +196,7 @@ def _train_test(
     mm_cfg = mm_cfg.copy()
     mm_cfg.resume = ckpt is not None
     mm_cfg.load_from = str(ckpt) if ckpt is not None else None
-    mm_cfg.log_level = "INFO" if progress else "ERROR"  # sweeps: progress lines, not mmengine notices
+    mm_cfg.log_level = "INFO" if run.progress else "ERROR"  # sweeps: progress lines, not mmengine notices
     name_runner(mm_cfg, out.name)
     deterministic = torch.are_deterministic_algorithms_enabled()
     try:
@@ -220,20 +206,20 @@ def _train_test(
             scores = runner.test()
     finally:  # mmengine's deterministic=True is process-wide: give the caller its setting back
         torch.use_deterministic_algorithms(deterministic)
-    values = {k: float(scores[k]) for k in metrics if k in scores}
-    missing = [k for k in metrics if k not in scores]
+    values = {k: float(scores[k]) for k in run.metrics if k in scores}
+    missing = [k for k in run.metrics if k not in scores]
     if missing:
         raise RuntimeError(f"the evaluator gave {sorted(scores)}; missing {missing}")
     record_metrics = dict(values)
     if os.environ.get("RANK", "0") == "0":
         finish_history(out, values)
-    if extra_metrics is not None:
-        record_metrics.update(extra_metrics(runner))
+    if run.extra_metrics is not None:
+        record_metrics.update(run.extra_metrics(runner))
     efficiency = None
-    if measure and info.main:
+    if run.measure and info.main:
         model = runner.model.module if hasattr(runner.model, "module") else runner.model
-        images = test_images(runner, measure_images)
-        efficiency = (measure_fn or _measure)(model, images)
+        images = test_images(runner, run.measure_images)
+        efficiency = (run.measure_fn or _measure)(model, images)
         write_json_atomic(out / "efficiency.json", efficiency)
         efficiency = trim_measurement(efficiency)
     inner = mm_cfg.model.get("model", mm_cfg.model)  # inside SpikebenchModel
@@ -241,12 +227,12 @@ def _train_test(
     model = runner.model.module if hasattr(runner.model, "module") else runner.model
     return dict(
         status="ok",
-        task=task,
+        task=run.task,
         model=cfg_obj.model,
         **values,
         metrics=record_metrics,
         efficiency=efficiency,
-        neck_head=neck_head,
+        neck_head=run.neck_head,
         spiking_neck_head=getattr(model, "spiking_neck_head", None),
         backbone_maps=mm_cfg.get("backbone_maps"),
         overrides={k: v for k, v in bb.items() if k not in ("type", "model_name", "out_indices")},

@@ -20,16 +20,9 @@ def build_untrained(config: dict, device: str = "meta"):
     return build(config, device)
 
 
-TASK = TaskDef(
-    name="segmentation",
-    config_cls=SegConfig,
-    distill_cls=DistillConfig,
-    config_from_dict=config_from_dict,
-    run=run,
-    metrics=("mIoU", "aAcc", "mAcc"),
-    batch="per_gpu",  # mmengine: batch_size is per process
-    build_untrained=build_untrained,
-    openmmlab=True,
-)
+CONFIG = (SegConfig, DistillConfig, config_from_dict)
+METRICS = ("mIoU", "aAcc", "mAcc")
+DENSE = dict(batch="per_gpu", openmmlab=True)  # mmengine: batch_size is per process
+TASK = TaskDef.of("segmentation", CONFIG, run, metrics=METRICS, build_untrained=build_untrained, **DENSE)
 
 __all__ = ["TASK", "DistillConfig", "SegConfig", "config_from_dict"]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 
-from bench.errors import ConfigError, check_bits, check_choice, check_positive_int
-from tasks.api import arg, config_from_fields, teacher_config
+from bench.errors import check_choice, check_positive_int
+from tasks.api import arg, check_dense_fields, config_from_fields, content_digest
 from tasks.determinism import DEFAULT_THREADS
 
 SEGMENTORS = ("semfpn", "upernet")
@@ -62,27 +60,11 @@ class SegConfig:
         if self.test_mode is not None:
             check_choice("test_mode", self.test_mode, TEST_MODES)
         check_choice("distill.kind", self.distill.kind, DISTILL_KINDS)
-        for name in ("iters", "batch_size", "crop", "checkpoint_interval"):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise ConfigError(f"{name}={v!r} is not allowed; allowed values: integers >= 1")
-        if self.crop is not None and self.crop % 32:
-            raise ConfigError(f"crop={self.crop} is not allowed; allowed values: multiples of 32")
-        if self.lr is not None and self.lr <= 0:
-            raise ConfigError(f"lr={self.lr} is not allowed; allowed values: > 0")
-        if self.distill.weight < 0:
-            raise ConfigError(f"distill.weight={self.distill.weight} is not allowed; allowed values: >= 0")
-        if isinstance(self.distill.teacher, dict):
-            teacher_config(self, self.distill.teacher)  # its fields checked now, not when it runs
-        check_bits("distill.teacher_bits", self.distill.teacher_bits)
-        if self.distill.kind != "none" and not self.distill.teacher:
-            raise ConfigError(
-                f"distill.kind={self.distill.kind!r} needs distill.teacher (a run directory or config)"
-            )
+        check_dense_fields(self, ("iters", "batch_size", "crop", "checkpoint_interval"), "crop")
 
     def digest(self) -> str:
         """Content hash of the config (names run directories)."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        return content_digest(asdict(self))
 
 
 def config_from_dict(d: dict) -> SegConfig:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bench.data.datasets import resolve_dense_data
-from tasks.openmm.run import run_openmm
+from tasks.openmm.run import MMRun, run_openmm
 from tasks.segmentation.config import SegConfig
 
 METRICS = ("mIoU", "aAcc", "mAcc", "constant_mIoU")  # the last: chance level (tasks.health)
@@ -39,15 +39,7 @@ def train(cfg: SegConfig, out: str | Path | None = None, progress: bool = False,
         teacher = teacher_dir(cfg, out, train)
         return mm_config(cfg, roots[-1], work_dir, workers=workers, teacher=teacher)
 
-    return run_openmm(
-        cfg,
-        out,
-        task="segmentation",
-        build_config=build,
-        validate=validate,
-        metrics=METRICS,
-        neck_head=cfg.neck_head,
-        measure=cfg.measure,
-        extra_metrics=_per_class,
-        progress=progress,
+    run = MMRun(
+        "segmentation", METRICS, cfg.neck_head, cfg.measure, extra_metrics=_per_class, progress=progress
     )
+    return run_openmm(cfg, out, run, build_config=build, validate=validate)
