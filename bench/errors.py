@@ -30,6 +30,12 @@ def check_choice(field: str, value: object, allowed: Iterable[object]) -> object
     return value
 
 
+def first_unknown(mapping: Iterable[object], allowed: Iterable[object]) -> object | None:
+    """The first key of ``mapping`` that is not in ``allowed`` (None when all are)."""
+    allowed = set(allowed)
+    return next((key for key in mapping if key not in allowed), None)
+
+
 def check_bits(field: str, bits: object) -> int:
     """Weight bit-width: 1..8, or 32 for full precision."""
     if isinstance(bits, bool) or not isinstance(bits, int) or bits not in ALLOWED_BITS:

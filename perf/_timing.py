@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable
+
+import torch
 
 
 def interleaved_times(
@@ -36,3 +39,19 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
         return values[0], values[0], values[0]
     q1, q2, q3 = statistics.quantiles(values, n=4)
     return q1, q2, q3
+
+
+def bench_args(doc: str, **options: object) -> argparse.Namespace:
+    """A benchmark's command line: ``--threads`` (default 2, applied to torch) and one ``--name`` option per
+    keyword (``batch_size=8`` gives ``--batch-size``, typed by its default; a list default takes several
+    values, with the type of its first item)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, default in {**options, "threads": 2}.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(default, list):
+            p.add_argument(flag, nargs="+", type=type(default[0]), default=default)
+        else:
+            p.add_argument(flag, type=type(default), default=default)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    return args

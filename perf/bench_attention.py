@@ -6,21 +6,14 @@ Run: .venv/bin/python perf/bench_attention.py
 
 from __future__ import annotations
 
-import argparse
-
 import torch
-from _timing import interleaved_medians
+from _timing import bench_args, interleaved_medians
 
 from bench.nn.attention import SpikingAttention
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--dim", type=int, default=64)
-    p.add_argument("--side", type=int, default=32, help="N = side^2 tokens; 4N = (2 side)^2")
-    p.add_argument("--threads", type=int, default=2)
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    args = bench_args(__doc__, dim=64, side=32)  # N = side^2 tokens; 4N = (2 side)^2
     torch.manual_seed(0)
     rows = {}
     fns = {}

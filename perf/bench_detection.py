@@ -6,12 +6,11 @@ Run: .venv/bin/python perf/bench_detection.py
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
 import torch
-from _timing import interleaved_medians
+from _timing import bench_args, interleaved_medians
 
 from tasks.detection import DetConfig
 
@@ -50,13 +49,7 @@ def _step_and_test(cfg: DetConfig, data: Path, work: Path, batch_size: int):
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--img-scale", type=int, default=96)
-    p.add_argument("--repeats", type=int, default=7)
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    args = bench_args(__doc__, batch_size=8, img_scale=96, repeats=7)
     from bench.data.coco import write_coco
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,22 +6,15 @@ after warm-up; goal: ours >= 1.0x as fast. Run: .venv/bin/python perf/bench_lif.
 
 from __future__ import annotations
 
-import argparse
-
 import torch
-from _timing import interleaved_medians
+from _timing import bench_args, interleaved_medians
 from spikingjelly.activation_based import neuron as sj
 
 from bench.nn.neurons import LIF
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--shape", type=int, nargs=5, default=[4, 32, 384, 14, 14])
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=7)
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    args = bench_args(__doc__, shape=[4, 32, 384, 14, 14], repeats=7)
     x = torch.randn(*args.shape) * 1.5
     ours, theirs = LIF(), sj.LIFNode(tau=2.0, detach_reset=True, step_mode="m")
 

@@ -6,10 +6,8 @@ Run: .venv/bin/python perf/bench_measure.py
 
 from __future__ import annotations
 
-import argparse
-
 import torch
-from _timing import interleaved_medians
+from _timing import bench_args, interleaved_medians
 
 import bench
 from bench.images import generated_images
@@ -18,13 +16,7 @@ from bench.measure.ops import SynapticOps
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--models", nargs="+", default=["sdt_8_384", "qsd_15m"])
-    p.add_argument("--batch", type=int, default=2)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=5)
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    args = bench_args(__doc__, models=["sdt_8_384", "qsd_15m"], batch=2, repeats=5)
     print(f"hooked / plain forward time (224 px, batch {args.batch}, CPU x{args.threads}):")
     for name in args.models:
         model = bench.create_model(name).spike_driven_(True, fuse=False)

@@ -6,12 +6,11 @@ Run: .venv/bin/python perf/bench_seg.py [--crop 64] [--batch-size 8]
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 
 import torch
-from _timing import interleaved_medians
+from _timing import bench_args, interleaved_medians
 
 from bench.data.ade20k import write_ade20k
 
@@ -48,15 +47,14 @@ def _setup(model: str, data: Path, work: Path, crop: int, batch_size: int, neck_
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--ann", default="mobile_former_tiny")
-    p.add_argument("--spiking", nargs="+", default=["qsd_tiny", "sdtv2_tiny"])
-    p.add_argument("--crop", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=7)
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    args = bench_args(
+        __doc__,
+        ann="mobile_former_tiny",
+        spiking=["qsd_tiny", "sdtv2_tiny"],
+        crop=64,
+        batch_size=8,
+        repeats=7,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         data = write_ade20k(Path(tmp) / "ade", train_images=args.batch_size, val_images=2, size=2 * args.crop)
         ann_train, ann_test = _setup(args.ann, data, Path(tmp) / "a", args.crop, args.batch_size, "ann")

@@ -6,34 +6,25 @@ Run: .venv/bin/python perf/bench_train.py
 
 from __future__ import annotations
 
-import argparse
 import json
 import tempfile
 
-import torch
+from _timing import bench_args
 
 from tasks.classification.config import DistillConfig, TrainConfig
 from tasks.classification.train import train
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument(
-        "--models",
-        nargs="+",
-        default=[
-            "sdt_tiny",
-            "sdtv2_tiny",
-            "qsd_tiny",
-            "mobilevit_tiny",
-            "efficientformer_tiny",
-            "mobile_former_tiny",
-        ],
-    )
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--batch-size", type=int, default=32)
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    models = [
+        "sdt_tiny",
+        "sdtv2_tiny",
+        "qsd_tiny",
+        "mobilevit_tiny",
+        "efficientformer_tiny",
+        "mobile_former_tiny",
+    ]
+    args = bench_args(__doc__, models=models, batch_size=32)
     print(
         f"training throughput, generated imagenet-10 (32 px), batch {args.batch_size}, CPU x{args.threads}:"
     )

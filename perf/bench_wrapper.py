@@ -6,23 +6,15 @@ Run: .venv/bin/python perf/bench_wrapper.py
 
 from __future__ import annotations
 
-import argparse
-
 import timm
 import torch
-from _timing import interleaved_medians
+from _timing import bench_args, interleaved_medians
 
 import bench
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--models", nargs="+", default=["mobilevit_xxs", "efficientformerv2_s0"])
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--repeats", type=int, default=9)
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
+    args = bench_args(__doc__, models=["mobilevit_xxs", "efficientformerv2_s0"], batch=8, repeats=9)
     print(
         f"wrapped / raw timm forward time (batch {args.batch}, CPU x{args.threads}, "
         f"median of {args.repeats}):"

@@ -21,14 +21,8 @@ from bench.data.generate import write_imagenet_folder
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    return write_imagenet_folder(
-        tmp_path_factory.mktemp("sweepdata") / "d",
-        num_classes=4,
-        train_per_class=8,
-        val_per_class=2,
-        size=32,
-        seed=2,
-    )
+    # classes, training and validation images per class (32 px)
+    return write_imagenet_folder(tmp_path_factory.mktemp("sweepdata") / "d", 4, 8, 2, seed=2)
 
 
 def _spec(

@@ -19,14 +19,8 @@ from tasks.health import chance_threshold, learning_flags
 
 @pytest.fixture(scope="module")
 def small_data(tmp_path_factory) -> Path:
-    return write_imagenet_folder(
-        tmp_path_factory.mktemp("data") / "in10",
-        num_classes=10,
-        train_per_class=8,
-        val_per_class=3,
-        size=32,
-        seed=1,
-    )
+    # classes, training and validation images per class (32 px)
+    return write_imagenet_folder(tmp_path_factory.mktemp("data") / "in10", 10, 8, 3, seed=1)
 
 
 def _cfg(model, data, **kw):
@@ -67,16 +61,8 @@ def test_every_tiny_model_learns_above_chance_with_no_silent_layer(model, overri
     if not data.exists():
         write_imagenet_folder(data, num_classes=10, train_per_class=40, val_per_class=10, seed=3)
     out = tmp_path_factory.mktemp("run")
-    cfg = TrainConfig(
-        model=model,
-        data=str(data),
-        overrides=overrides,
-        epochs=4,
-        batch_size=32,
-        seed=0,
-        measure=True,
-        measure_batches=1,
-    )
+    recipe = dict(epochs=4, batch_size=32, seed=0, measure=True, measure_batches=1)
+    cfg = TrainConfig(model=model, data=str(data), overrides=overrides, **recipe)
     result = train(cfg, out=out, progress=False)
     firing = json.loads((out / "efficiency.json").read_text())["firing_rates"]
     limit = chance_threshold(10, result["eval_samples"])

@@ -169,16 +169,8 @@ def test_every_registry_family_is_covered():
 @pytest.mark.parametrize("family", sorted(FAMILY_MODELS))
 def test_every_family_trains_a_step_and_tests_in_both_detectors(tmp_path, mini, family, detector):
     model, overrides = FAMILY_MODELS[family]
-    cfg = DetConfig(
-        model=model,
-        detector=detector,
-        data=str(mini),
-        overrides=overrides,
-        iters=1,
-        batch_size=2,
-        img_scale=64,
-        measure=False,
-    )
+    one_step = dict(iters=1, batch_size=2, img_scale=64, measure=False)
+    cfg = DetConfig(model=model, detector=detector, data=str(mini), overrides=overrides, **one_step)
     result = train(cfg, out=tmp_path / "run")
     assert result["status"] == "ok", result.get("reason")
     assert "bbox_mAP" in result and (detector == "retinanet") == ("segm_mAP" not in result)

@@ -170,23 +170,8 @@ def test_profile_cli_writes_records_table_and_layers(tmp_path):
     from bench.cli import main
 
     out = tmp_path / "prof"
-    assert (
-        main(
-            [
-                "profile",
-                "--models",
-                "sdt_tiny",
-                "qsd_tiny",
-                "--batches",
-                "1",
-                "--latency-repeats",
-                "1",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    quick = ["--batches", "1", "--latency-repeats", "1"]
+    assert main(["profile", "--models", "sdt_tiny", "qsd_tiny", *quick, "--out", str(out)]) == 0
     rec = json.loads((out / "records" / "qsd_tiny.json").read_text())
     assert rec["bits_w"] == 4 and rec["T"] == 1 and rec["SOPs_G"] > 0
     assert rec["conventions"]["first_layer"] == "MAC, charged once"
@@ -200,7 +185,7 @@ def test_profile_cli_writes_records_table_and_layers(tmp_path):
     assert mask_sum > 0 and sdt["MACs_G"] * 1e9 == pytest.approx(flop_macs + mask_sum)  # SDSA's mask-sum
     assert main(["profile", "--models", "nope_model", "--out", str(out)]) == 2
     flags = ["--padding", "skip", "--sops", "fanout", "--zero-weights", "skip"]
-    argv = ["profile", "--models", "sdt_tiny", "--batches", "1", "--latency-repeats", "1", *flags]
+    argv = ["profile", "--models", "sdt_tiny", *quick, *flags]
     assert main([*argv, "--out", str(tmp_path / "nb")]) == 0
     nb = json.loads((tmp_path / "nb" / "records" / "sdt_tiny.json").read_text())
     assert nb["conventions"]["ops"] == dict(padding="skip", sops="fanout", zero_weights="skip")
@@ -212,26 +197,8 @@ def test_profile_completes_on_paper_size_models_at_224(tmp_path):
 
     names = ["sdt_8_384", "qsd_15m", "mobilevit_s", "efficientformer_l1", "mobile_former_294m"]
     out = tmp_path / "paper"
-    assert (
-        main(
-            [
-                "profile",
-                "--models",
-                *names,
-                "--img-size",
-                "224",
-                "--batches",
-                "1",
-                "--batch-size",
-                "1",
-                "--latency-repeats",
-                "1",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    argv = ["profile", "--models", *names, "--img-size", "224", "--batches", "1", "--batch-size", "1"]
+    assert main([*argv, "--latency-repeats", "1", "--out", str(out)]) == 0
     recs = {n: json.loads((out / "records" / f"{n}.json").read_text()) for n in names}
     assert recs["efficientformer_l1"]["MACs_G"] == pytest.approx(1.30, rel=0.02)  # mmpretrain: 1.30 G
     assert recs["mobile_former_294m"]["MACs_G"] == pytest.approx(0.294, rel=0.05)  # paper: 294 M MAdds

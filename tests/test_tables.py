@@ -33,14 +33,8 @@ from tasks.health import chance_threshold, learning_flags
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    return write_imagenet_folder(
-        tmp_path_factory.mktemp("tabdata") / "d",
-        num_classes=4,
-        train_per_class=8,
-        val_per_class=2,
-        size=32,
-        seed=2,
-    )
+    # classes, training and validation images per class (32 px)
+    return write_imagenet_folder(tmp_path_factory.mktemp("tabdata") / "d", 4, 8, 2, seed=2)
 
 
 def _runs(setting: str, values: list[float], seeds: list[int], flag: str = "", size: float = 1.0) -> list:

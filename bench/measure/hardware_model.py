@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.errors import ConfigError
+from bench.errors import ConfigError, first_unknown
 
 PRESET_DIR = Path(__file__).with_name("hardware")
 TERMS = ("compute", "weight_memory", "activation_memory", "neuron_state")
@@ -169,11 +169,9 @@ def _choices(path: Path, fld: str, mapping: object, allowed: tuple[str, ...]) ->
     mapping = mapping or {}
     if not isinstance(mapping, dict):
         raise ConfigError(f"{path}: field {fld}={mapping!r} is not allowed; allowed values: a mapping")
-    for key in mapping:
-        if key not in allowed:
-            raise ConfigError(
-                f"{path}: field {fld}.{key} is not allowed; allowed values: {', '.join(allowed)}"
-            )
+    key = first_unknown(mapping, allowed)
+    if key is not None:
+        raise ConfigError(f"{path}: field {fld}.{key} is not allowed; allowed values: {', '.join(allowed)}")
     return mapping
 
 

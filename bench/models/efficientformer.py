@@ -9,8 +9,7 @@ in eval mode the logits are the mean of both heads, as timm does.
 from __future__ import annotations
 
 from bench.errors import ConfigError
-from bench.models.timm_wrap import TimmBackbone, resize_attention_biases
-from bench.registry import register_variant
+from bench.models.timm_wrap import TimmBackbone, register_timm_family, resize_attention_biases
 
 # name: (timm name, img size, classes, paper params M)
 EFFICIENTFORMER_CFGS = {
@@ -41,12 +40,4 @@ def build_efficientformer(timm_name: str, img_size: int = 224, **kw) -> TimmBack
     return model
 
 
-for _name, (_timm, _img, _classes, _params) in EFFICIENTFORMER_CFGS.items():
-    register_variant(
-        _name,
-        "efficientformer_v2" if "v2" in _timm else "efficientformer",
-        build_efficientformer,
-        dict(timm_name=_timm, img_size=_img, num_classes=_classes),
-        doc=f"EfficientFormer {_name} (timm {_timm}), {_img} px.",
-        paper=dict(params_m=_params, img_size=_img, timm=_timm),
-    )
+register_timm_family(EFFICIENTFORMER_CFGS, "efficientformer", build_efficientformer, "EfficientFormer")

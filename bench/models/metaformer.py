@@ -21,6 +21,7 @@ from bench.nn.neurons import Spikes
 from bench.nn.quant import QConv2d
 from bench.nn.repconv import bn_affine
 from bench.nn.shortcut import Residual, Transition
+from bench.registry import register_variant
 
 
 class SepConv(nn.Module):
@@ -153,3 +154,20 @@ class SpikingMetaFormer(SpikingBackbone):
             if upto is not None and i >= upto:
                 break
         return states
+
+
+def register_metaformer(
+    name: str, family: str, shape: tuple, defaults: dict, tiny: dict, doc: str, paper: dict
+) -> None:
+    """Register a Meta-SpikeFormer variant: ``shape`` = (dims, depth, heads, classes), then the family's
+    ``defaults``; a ``*tiny`` name adds ``tiny`` (its CPU settings) and is measured at 32 px, else 224."""
+    dims, depth, heads, classes = shape
+    is_tiny = name.endswith("tiny")
+    register_variant(
+        name,
+        family,
+        SpikingMetaFormer,
+        dict(dims=dims, depth=depth, heads=heads, num_classes=classes) | defaults | (tiny if is_tiny else {}),
+        doc=doc,
+        paper=dict(paper, img_size=32 if is_tiny else 224),
+    )

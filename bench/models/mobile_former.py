@@ -57,13 +57,23 @@ class TokenHyper(nn.Module):
         return torch.maximum(x * ((a1 - 0.5) * 2 + 1), x * ((a2 - 0.5) * 2))
 
 
-class Mobile2Former(nn.Module):
+class _Heads(nn.Module):
+    """Multi-head scaled dot-product attention over ``dim`` channels (the two bridges, the token block)."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.scale = (dim // heads) ** -0.5
+
+    def attend(self, q: Tensor, k: Tensor) -> Tensor:
+        return torch.softmax((q @ k) * self.scale, dim=-1)
+
+
+class Mobile2Former(_Heads):
     """Tokens attend to the feature map (keys = values = pixels), gated by the tokens, then LayerNorm."""
 
     def __init__(self, channels: int, token_dim: int, heads: int = 2) -> None:
-        super().__init__()
-        self.heads = heads
-        self.scale = (channels // heads) ** -0.5
+        super().__init__(channels, heads)
         self.q = nn.Linear(token_dim, channels)
         self.gate = nn.Linear(token_dim, channels)
         self.proj = nn.Linear(channels, token_dim)
@@ -74,19 +84,17 @@ class Mobile2Former(nn.Module):
         m = tokens.shape[0]
         q = self.q(tokens).view(m, b, self.heads, -1).permute(1, 2, 0, 3)  # B, heads, M, C/h
         k = x.view(b, self.heads, c // self.heads, h * w)  # B, heads, C/h, HW
-        attn = torch.softmax((q @ k) * self.scale, dim=-1)
+        attn = self.attend(q, k)
         out = (attn @ k.transpose(-1, -2)).permute(2, 0, 1, 3).reshape(m, b, c)
         out = out * (F.hardsigmoid(self.gate(tokens)) * 2.0)
         return self.norm(tokens + self.proj(out))
 
 
-class FormerBlock(nn.Module):
+class FormerBlock(_Heads):
     """Token self-attention (Q projection only) + channel linear, LayerNorm; FFN (2x, GELU), LayerNorm."""
 
     def __init__(self, token_dim: int, heads: int = 4) -> None:
-        super().__init__()
-        self.heads = heads
-        self.scale = (token_dim // heads) ** -0.5
+        super().__init__(token_dim, heads)
         self.q = nn.Linear(token_dim, token_dim)
         self.mix = nn.Linear(token_dim, token_dim)
         self.norm1 = nn.LayerNorm(token_dim)
@@ -99,19 +107,17 @@ class FormerBlock(nn.Module):
         m, b, d = tokens.shape
         q = self.q(tokens).view(m, b, self.heads, -1).permute(1, 2, 0, 3)
         k = tokens.permute(1, 2, 0).reshape(b, self.heads, d // self.heads, m)
-        attn = torch.softmax((q @ k) * self.scale, dim=-1)
+        attn = self.attend(q, k)
         out = (attn @ k.transpose(-1, -2)).permute(2, 0, 1, 3).reshape(m, b, d)
         tokens = self.norm1(tokens + self.mix(out))
         return self.norm2(tokens + self.ffn(tokens))
 
 
-class Former2Mobile(nn.Module):
+class Former2Mobile(_Heads):
     """Pixels attend to the tokens (queries = pixels, no projection); the result is added to the map."""
 
     def __init__(self, channels: int, token_dim: int, heads: int = 2) -> None:
-        super().__init__()
-        self.heads = heads
-        self.scale = (channels // heads) ** -0.5
+        super().__init__(channels, heads)
         self.k = nn.Linear(token_dim, channels)
         self.v = nn.Linear(token_dim, channels)
 
@@ -121,7 +127,7 @@ class Former2Mobile(nn.Module):
         q = x.view(b, self.heads, c // self.heads, h * w).transpose(-1, -2)  # B, heads, HW, C/h
         k = self.k(tokens).permute(1, 2, 0).reshape(b, self.heads, c // self.heads, m)
         v = self.v(tokens).permute(1, 2, 0).reshape(b, self.heads, c // self.heads, m)
-        attn = torch.softmax((q @ k) * self.scale, dim=-1)
+        attn = self.attend(q, k)
         return x + (attn @ v.transpose(-1, -2)).transpose(-1, -2).reshape(b, c, h, w)
 
 

@@ -6,8 +6,7 @@ strides 2, 4, 8, 16, 32 (the last is the 1x1 expansion conv). Any input divisibl
 
 from __future__ import annotations
 
-from bench.models.timm_wrap import TimmBackbone
-from bench.registry import register_variant
+from bench.models.timm_wrap import TimmBackbone, register_timm_family
 
 # name: (timm name, img size, classes, paper params M)
 MOBILEVIT_CFGS = {
@@ -25,12 +24,4 @@ MOBILEVIT_CFGS = {
 }
 
 
-for _name, (_timm, _img, _classes, _params) in MOBILEVIT_CFGS.items():
-    register_variant(
-        _name,
-        "mobilevit_v2" if "v2" in _name else "mobilevit",
-        TimmBackbone,
-        dict(timm_name=_timm, num_classes=_classes, img_size=_img),
-        doc=f"MobileViT {_name} (timm {_timm}), {_img} px.",
-        paper=dict(params_m=_params, img_size=_img, timm=_timm),
-    )
+register_timm_family(MOBILEVIT_CFGS, "mobilevit", TimmBackbone, "MobileViT")

@@ -11,8 +11,7 @@ Not carried over: the unused ``ActLSQ`` parameters (activation quantizer whose f
 
 from __future__ import annotations
 
-from bench.models.metaformer import SpikingMetaFormer
-from bench.registry import register_variant
+from bench.models.metaformer import register_metaformer
 
 # name: (dims, depth, heads, classes)
 QSD_CFGS = {
@@ -32,24 +31,8 @@ PAPER = {"qsd_8_512": dict(size_mb_paper=6.88, top1=80.3)}
 TINY = dict(attn_scale=4.0, decay_input=False)
 
 
-for _name, (_dims, _depth, _heads, _classes) in QSD_CFGS.items():
-    register_variant(
-        _name,
-        "qsd",
-        SpikingMetaFormer,
-        dict(
-            dims=_dims,
-            depth=_depth,
-            heads=_heads,
-            num_classes=_classes,
-            T=1,
-            attn_scale=0.25,
-            neuron="ie-lif",
-            levels=4,
-            bits=4,
-            layer_scale=1e-6,
-        )
-        | (TINY if _name.endswith("tiny") else {}),
-        doc=f"QSD-Transformer {_name}: dims {_dims}, depth {_depth}, W4, IE-LIF D=4, T=1.",
-        paper=dict(PAPER.get(_name, {}), img_size=32 if _name.endswith("tiny") else 224),
-    )
+QSD = dict(T=1, attn_scale=0.25, neuron="ie-lif", levels=4, bits=4, layer_scale=1e-6)
+
+for _name, _shape in QSD_CFGS.items():
+    _doc = f"QSD-Transformer {_name}: dims {_shape[0]}, depth {_shape[1]}, W4, IE-LIF D=4, T=1."
+    register_metaformer(_name, "qsd", _shape, QSD, TINY, _doc, PAPER.get(_name, {}))

@@ -6,8 +6,7 @@ then LIF V_th 0.5) and no layer scale; official code trains at T = 1 and fine-tu
 
 from __future__ import annotations
 
-from bench.models.metaformer import SpikingMetaFormer
-from bench.registry import register_variant
+from bench.models.metaformer import register_metaformer
 
 # name: (dims, depth, heads, classes, T)
 SDTV2_CFGS = {
@@ -31,21 +30,7 @@ PAPER_PARAMS_M = {"sdtv2_8_384": 31.3, "sdtv2_8_512": 55.4}
 
 
 for _name, (_dims, _depth, _heads, _classes, _T) in SDTV2_CFGS.items():
-    register_variant(
-        _name,
-        "sdt_v2",
-        SpikingMetaFormer,
-        dict(
-            dims=_dims,
-            depth=_depth,
-            heads=_heads,
-            num_classes=_classes,
-            T=_T,
-            attn_scale=0.125,
-            neuron="lif",
-            bits=32,
-        )
-        | (TINY if _name.endswith("tiny") else {}),
-        doc=f"Meta-SpikeFormer {_name}: dims {_dims}, depth {_depth}, T {_T}.",
-        paper=dict(params_m=PAPER_PARAMS_M.get(_name), img_size=32 if _name.endswith("tiny") else 224),
-    )
+    _defaults = dict(T=_T, attn_scale=0.125, neuron="lif", bits=32)
+    _doc = f"Meta-SpikeFormer {_name}: dims {_dims}, depth {_depth}, T {_T}."
+    _paper = dict(params_m=PAPER_PARAMS_M.get(_name))
+    register_metaformer(_name, "sdt_v2", (_dims, _depth, _heads, _classes), _defaults, TINY, _doc, _paper)

@@ -7,6 +7,8 @@ unchanged and, at 32 bits, the logits are identical) and checks input sizes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import timm
 import torch
 import torch.nn.functional as F
@@ -14,6 +16,7 @@ from torch import Tensor, nn
 
 from bench.errors import ConfigError, check_bits
 from bench.nn.quant import quantize_modules
+from bench.registry import register_variant
 
 
 class TimmBackbone(nn.Module):
@@ -117,3 +120,17 @@ def resize_attention_biases(net: nn.Module, resolution: int) -> None:
         rel = (pos[..., :, None] - pos[..., None, :]).abs()
         m.attention_bias_idxs = (rel[0] * resolution + rel[1]).to(m.attention_bias_idxs.device)
         m.attention_bias_cache = {}
+
+
+def register_timm_family(cfgs: dict, family: str, build: Callable[..., nn.Module], title: str) -> None:
+    """Register every ``name: (timm name, img size, classes, paper params M)`` of ``cfgs`` as
+    ``build(timm_name, num_classes, img_size)``; a ``v2`` in either name gives the family ``<family>_v2``."""
+    for name, (timm_name, img, classes, params) in cfgs.items():
+        register_variant(
+            name,
+            f"{family}_v2" if "v2" in name + timm_name else family,
+            build,
+            dict(timm_name=timm_name, num_classes=classes, img_size=img),
+            doc=f"{title} {name} (timm {timm_name}), {img} px.",
+            paper=dict(params_m=params, img_size=img, timm=timm_name),
+        )

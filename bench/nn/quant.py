@@ -226,6 +226,10 @@ class _Quantized:
     weight: Tensor
     bias: Tensor | None
 
+    def __init__(self, *args, bits: int = 32, **kwargs) -> None:
+        super().__init__(*args, **kwargs)  # the torch layer: nn.Conv1d, nn.Conv2d or nn.Linear
+        self._init_quant(bits, self.weight.shape[0])
+
     def _init_quant(self, bits: int, out_channels: int) -> None:
         self.bits = check_bits("bits", bits)
         self.quantizer = LSQWeight(out_channels, bits) if bits < 32 else None
@@ -247,10 +251,6 @@ class _Quantized:
 class QConv2d(_Quantized, nn.Conv2d):
     """nn.Conv2d with LSQ weights at ``bits`` (32 = full precision)."""
 
-    def __init__(self, *args, bits: int = 32, **kwargs) -> None:
-        nn.Conv2d.__init__(self, *args, **kwargs)
-        self._init_quant(bits, self.out_channels)
-
     def _op(self, x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
         return self._conv_forward(x, w, bias)
 
@@ -258,20 +258,11 @@ class QConv2d(_Quantized, nn.Conv2d):
 class QConv1d(_Quantized, nn.Conv1d):
     """nn.Conv1d with LSQ weights at ``bits``."""
 
-    def __init__(self, *args, bits: int = 32, **kwargs) -> None:
-        nn.Conv1d.__init__(self, *args, **kwargs)
-        self._init_quant(bits, self.out_channels)
-
-    def _op(self, x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
-        return self._conv_forward(x, w, bias)
+    _op = QConv2d._op
 
 
 class QLinear(_Quantized, nn.Linear):
     """nn.Linear with LSQ weights at ``bits``."""
-
-    def __init__(self, *args, bits: int = 32, **kwargs) -> None:
-        nn.Linear.__init__(self, *args, **kwargs)
-        self._init_quant(bits, self.out_features)
 
     def _op(self, x: Tensor, w: Tensor, bias: Tensor | None) -> Tensor:
         return F.linear(x, w, bias)
