@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ablations.spec_points import SweepSpec, canonical_field
 from ablations.spec_yaml import SpecError, where
-from bench.errors import ConfigError
+from bench.errors import ConfigError, first_unknown
 from bench.registry import model_entry
 from tasks import available_tasks, get_task
 
@@ -37,11 +37,10 @@ def check_top_level(path: Path, lines: dict, raw: object) -> str:
     """The spec is a mapping of known keys with a known task; returns the task."""
     if not isinstance(raw, dict):
         raise SpecError(f"{path}: a spec is a mapping with keys {', '.join(SPEC_KEYS)}")
-    for key in raw:
-        if key not in SPEC_KEYS:
-            raise SpecError(
-                f"{where(path, lines, key)}: unknown key {key!r}; allowed keys: {', '.join(SPEC_KEYS)}"
-            )
+    key = first_unknown(raw, SPEC_KEYS)
+    if key is not None:
+        allowed = ", ".join(SPEC_KEYS)
+        raise SpecError(f"{where(path, lines, key)}: unknown key {key!r}; allowed keys: {allowed}")
     task = raw.get("task", "classification")
     if task not in available_tasks():
         raise SpecError(
