@@ -55,7 +55,7 @@ install_core() {
 
 build_mmcv() {
   local tmp; tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' RETURN
+  trap 'rm -rf "$tmp"; trap - RETURN' RETURN  # once: a RETURN trap outlives its function
   log "building mmcv $MMCV_VERSION from source (about 14 minutes on 2 cores)"
   "${PIP[@]}" download -q --no-deps --no-binary :all: "mmcv==$MMCV_VERSION" -d "$tmp"
   tar -xzf "$tmp"/mmcv-*.tar.gz -C "$tmp"
