@@ -86,14 +86,25 @@ def model_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
-def create_model(name: str, checkpoint: str | None = None, **overrides) -> nn.Module:
+def create_model(
+    name: str, checkpoint: str | None = None, grad_checkpointing: bool = False, **overrides
+) -> nn.Module:
     """Build a registered model; keyword overrides replace its defaults (bits, T, attention, ...).
+
+    ``grad_checkpointing``: recompute activations in backward (``model.set_grad_checkpointing``, as timm):
+    less training memory, the same numbers.
 
     ``checkpoint``: a spikebench or official checkpoint file loaded through an explicit key map
     (``bench.checkpoints``); what was loaded and dropped is in ``model.checkpoint_report``.
     """
     entry = model_entry(name)
     model = entry.fn(**overrides)
+    if grad_checkpointing:
+        if not hasattr(model, "set_grad_checkpointing"):
+            raise ConfigError(
+                f"grad_checkpointing=True is not supported by {name} ({entry.family}); allowed: false"
+            )
+        model.set_grad_checkpointing(True)
     if checkpoint is not None:
         from bench.checkpoints import load_checkpoint
 

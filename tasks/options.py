@@ -31,11 +31,18 @@ def add_backbone_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             f"--{name.replace('_', '-')}", dest=name, type=typ, default=None, help="backbone option"
         )
+    p.add_argument(
+        "--grad-checkpointing",
+        action="store_true",
+        default=None,
+        help="recompute activations in backward: less training memory, the same numbers",
+    )
 
 
 def backbone_overrides(args: argparse.Namespace) -> dict:
     """The backbone options given on the command line."""
-    return {k: getattr(args, k) for k, _ in BACKBONE_OPTIONS if getattr(args, k, None) is not None}
+    names = [k for k, _ in BACKBONE_OPTIONS] + ["grad_checkpointing"]
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
 
 
 # nested distillation fields whose flag is not their own name (the others keep theirs: --teacher, --tau ...)

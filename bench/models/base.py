@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from bench.errors import ConfigError, check_bits, check_choice, check_positive_int
 from bench.nn.attention import ATTENTIONS
+from bench.nn.checkpoint import checkpointed
 from bench.nn.neurons import NEURONS, as_tensor, build_neuron, reset_neurons, set_spike_driven
 from bench.nn.quant import QLinear
 from bench.nn.shortcut import SHORTCUTS
@@ -71,6 +72,7 @@ class SpikingBackbone(nn.Module):
         self.num_classes = num_classes
         self.feature_info: list[dict] = []
         self._out_indices = out_indices
+        self.grad_checkpointing = False
 
     @property
     def out_indices(self) -> tuple[int, ...]:
@@ -92,6 +94,23 @@ class SpikingBackbone(nn.Module):
     def forward_stages(self, x: Tensor, upto: int | None = None) -> list[Tensor]:
         """States ``[T, B, C, H, W]`` after each stage (up to stage ``upto``)."""
         raise NotImplementedError
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block's activations in backward instead of keeping them (training with gradients
+        only): less memory for more time, the same outputs, gradients and BatchNorm statistics."""
+        self.grad_checkpointing = enable
+
+    def run_block(self, block: nn.Module, *args):
+        """``block(*args)``; when ``set_grad_checkpointing`` is on and gradients are taken, checkpointed (an
+        ``nn.Sequential`` one child at a time, so that its own forward hooks do not run then)."""
+        if not (self.grad_checkpointing and self.training and torch.is_grad_enabled()):
+            return block(*args)
+        if isinstance(block, nn.Sequential):
+            x = args[0]
+            for child in block:
+                x = checkpointed(child, x)
+            return x
+        return checkpointed(block, *args)
 
     def reset(self) -> None:
         """Reset the membrane state of every neuron."""

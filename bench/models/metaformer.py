@@ -146,10 +146,10 @@ class SpikingMetaFormer(SpikingBackbone):
                     nn.init.zeros_(blk.mlp.branch.bn2.weight)
 
     def forward_stages(self, x: Tensor, upto: int | None = None) -> list[Tensor]:
-        x = self.stem(x, self.T)
+        x = self.run_block(self.stem, x, self.T)
         states = []
         for i, stage in enumerate((self.stage1, self.stage2, self.stage3, self.stage4)):
-            x = stage(x)
+            x = self.run_block(stage, x)
             states.append(x)
             if upto is not None and i >= upto:
                 break

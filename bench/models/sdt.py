@@ -111,12 +111,12 @@ class SpikeDrivenTransformer(SpikingBackbone):
         self._build_head(dim)
 
     def forward_stages(self, x: Tensor, upto: int | None = None) -> list[Tensor]:
-        x = self.patch_embed(x, self.T)
+        x = self.run_block(self.patch_embed, x, self.T)
         if self.embed_neuron is not None:
             x = self.embed_neuron(x)
         states = []
         for i, blk in enumerate(self.blocks):
-            x = blk(x)
+            x = self.run_block(blk, x)
             states.append(x)
             if upto is not None and i >= upto:
                 break
