@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -45,7 +46,7 @@ def _timed(fn, device, iters: int) -> float:
     return (time.perf_counter() - t0) / iters
 
 
-def _classification(backbone: str, device, amp: bool, iters: int, batch: int) -> dict:
+def _classification(backbone: str, device, amp: bool, iters: int, batch: int, opts: dict) -> dict:
     import torch
     import torch.nn.functional as F
 
@@ -53,7 +54,7 @@ def _classification(backbone: str, device, amp: bool, iters: int, batch: int) ->
     from bench.registry import create_model, model_entry
 
     size = model_entry(backbone).paper.get("img_size", 224)
-    model = create_model(backbone, num_classes=1000).to(device)
+    model = create_model(backbone, num_classes=1000, **opts).to(device)
     x = torch.randn(batch, 3, size, size, device=device)
     y = torch.zeros(batch, dtype=torch.long, device=device)
     macs = count_macs(model.eval(), x[:1])[0]
@@ -84,7 +85,7 @@ def _run(step, test, device, iters: int) -> dict:
     return dict(s_per_iter=_timed(step, device, iters), s_per_test_image=_timed(test, device, iters))
 
 
-def _dense(task: str, arch: str, backbone: str, device, iters: int, tmp: Path, batch: int) -> dict:
+def _dense(spec: dict, backbone: str, device, iters: int, tmp: Path, batch: int, opts: dict) -> dict:
     import torch
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
@@ -95,13 +96,15 @@ def _dense(task: str, arch: str, backbone: str, device, iters: int, tmp: Path, b
     from bench.nn.neurons import reset_neurons
     from tasks.openmm.measure import WholeModel
 
+    task, arch = spec["task"], spec["arch"]
+    run = dict(size="paper", iters=1, batch_size=batch, measure=False, overrides=opts)
     if task == "detection":
         from bench.data.coco import write_coco
         from tasks.detection.config import DetConfig
         from tasks.detection.run import build_config, detector_forward
 
         root = write_coco(tmp / "coco", seed=0, train_images=batch, val_images=1, size=640)
-        cfg = DetConfig(model=backbone, detector=arch, size="paper", iters=1, batch_size=batch, measure=False)
+        cfg = DetConfig(model=backbone, detector=arch, **run)
         mm, scope, forward = build_config(cfg, root, tmp / "work"), "mmdet", detector_forward
     else:
         import tasks.segmentation.metric  # noqa: F401
@@ -110,9 +113,7 @@ def _dense(task: str, arch: str, backbone: str, device, iters: int, tmp: Path, b
         from tasks.segmentation.config import SegConfig
 
         root = write_ade20k(tmp / "ade", seed=0, train_images=batch, val_images=1, size=640)
-        cfg = SegConfig(
-            model=backbone, segmentor=arch, size="paper", iters=1, batch_size=batch, measure=False
-        )
+        cfg = SegConfig(model=backbone, segmentor=arch, **run)
         mm, scope, forward = mm_config(cfg, root, tmp / "work"), "mmseg", None
     init_default_scope(scope)
     from mmengine.registry import MODELS
@@ -149,14 +150,17 @@ def run_one(config: str, backbone: str, device_name: str, amp: bool, iters: int)
     """One (config, backbone): its row of the table (``status`` ok, skipped or failed with the reason)."""
     import torch
 
-    spec = yaml.safe_load(TABLE.read_text())["configs"][config]
     device = torch.device(device_name)
-    minimum = yaml.safe_load(TABLE.read_text()).get("train_batch") or {}
+    table = yaml.safe_load(TABLE.read_text())
+    minimum = table.get("train_batch") or {}
     batch = max(minimum.get(backbone, 1), minimum.get(config, 1))
-    row = dict(config=config, backbone=backbone, train_batch=batch)
+    cp = config in (table.get("grad_checkpointing") or {}).get(backbone, [])
+    row = dict(config=config, backbone=backbone, train_batch=batch, grad_checkpointing=cp)
+    opts = dict(grad_checkpointing=True) if cp else {}
+    spec = table["configs"][config]
     try:
         if spec["task"] == "classification":
-            row.update(_classification(backbone, device, amp, iters, batch))
+            row.update(_classification(backbone, device, amp, iters, batch, opts))
         else:
             try:
                 import mmdet  # noqa: F401
@@ -164,7 +168,7 @@ def run_one(config: str, backbone: str, device_name: str, amp: bool, iters: int)
             except ImportError:
                 return dict(row, status="skipped", reason="mmdet/mmseg not installed")
             with tempfile.TemporaryDirectory() as tmp:
-                row.update(_dense(spec["task"], spec["arch"], backbone, device, iters, Path(tmp), batch))
+                row.update(_dense(spec, backbone, device, iters, Path(tmp), batch, opts))
     except Exception as err:  # one row says why; the table goes on
         return dict(row, status="failed", reason=f"{type(err).__name__}: {err}".splitlines()[0][:160])
     if device.type == "cuda":
@@ -182,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast (GPU)")
     p.add_argument("--iters", type=int, default=None, help="timed iterations (default: CPU 1, CUDA 5)")
-    p.add_argument("--json", default=None, help="also write the rows to this file")
+    p.add_argument("--json", default=None, help="save each row here as it ends; a rerun keeps the ok rows")
     p.add_argument("--one", nargs=2, metavar=("CONFIG", "BACKBONE"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     iters = args.iters or (5 if args.device.startswith("cuda") else 1)
@@ -196,11 +200,31 @@ def main(argv: list[str] | None = None) -> int:
         allowed = ", ".join([*table["configs"], *table["backbones"]])
         print(f"{TABLE}: {bad[0]!r} is not a config or family; allowed: {allowed}", file=sys.stderr)
         return 2
-    rows = [_child(c, table["backbones"][f], args, iters) for c in args.only for f in args.families]
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=1))
+    rows = _rows(args, table, iters)
     _print(rows)
     return 0 if all(r["status"] != "failed" for r in rows) else 1
+
+
+def _rows(args: argparse.Namespace, table: dict, iters: int) -> list[dict]:
+    """Every (config, family) row; with ``--json`` each row is saved as it ends, and a rerun keeps ok rows."""
+    out = Path(args.json) if args.json else None
+    saved = json.loads(out.read_text()) if out and out.exists() else []
+    rows = []
+    for config in args.only:
+        for family in args.families:
+            want = (config, table["backbones"][family], args.device, args.amp)
+            kept = [r for r in saved if _key(r) == want and r["status"] == "ok"]
+            row = kept[0] if kept else dict(_child(*want[:2], args, iters), device=args.device, amp=args.amp)
+            rows.append(row)
+            if out:
+                saved = [r for r in saved if _key(r) != want] + [row]
+                out.with_suffix(".tmp").write_text(json.dumps(saved, indent=1))
+                out.with_suffix(".tmp").replace(out)
+    return rows
+
+
+def _key(row: dict) -> tuple:
+    return row["config"], row["backbone"], row.get("device", "cpu"), row.get("amp", False)
 
 
 def _child(config: str, backbone: str, args: argparse.Namespace, iters: int) -> dict:
@@ -221,6 +245,8 @@ def _child(config: str, backbone: str, args: argparse.Namespace, iters: int) -> 
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
     if not lines:
         why = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1][:160]
+        if proc.returncode < 0:  # a signal: SIGKILL from the kernel's OOM killer leaves no error line
+            why = f"killed by {signal.Signals(-proc.returncode).name} (out of memory?)"
         row = dict(config=config, backbone=backbone, status="failed", reason=why)
     else:
         row = json.loads(lines[-1])
@@ -233,6 +259,7 @@ COLUMNS = (
     "config",
     "backbone",
     "train_batch",
+    "grad_checkpointing",
     "input",
     "params_M",
     "GMACs",

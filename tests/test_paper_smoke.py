@@ -36,6 +36,10 @@ def test_paper_smoke_subset_runs_and_reports_every_column(tmp_path):
     assert cls["params_M"] == pytest.approx(model_entry("mobilevit_xxs").paper["params_m"], rel=0.05)
     assert cls["GMACs"] > 0 and cls["s_per_iter"] > 0 and cls["s_per_test_image"] > 0 and cls["peak_GB"] > 0
     assert "| classification_224 | mobilevit_xxs |" in proc.stdout
+    again = subprocess.run([*cmd, "--only", "classification_224"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    kept = {r["config"]: r for r in json.loads(out.read_text())}
+    assert kept == rows  # the ok rows of the first run are kept, not rerun (same timings)
     seg = rows["semfpn_512"]
     try:
         import mmseg  # noqa: F401
