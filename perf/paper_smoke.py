@@ -207,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _rows(args: argparse.Namespace, table: dict, iters: int) -> list[dict]:
     """Every (config, family) row; with ``--json`` each row is saved as it ends, and a rerun keeps ok rows."""
+    from bench.io import write_json_atomic
+
     out = Path(args.json) if args.json else None
     saved = json.loads(out.read_text()) if out and out.exists() else []
     rows = []
@@ -218,8 +220,7 @@ def _rows(args: argparse.Namespace, table: dict, iters: int) -> list[dict]:
             rows.append(row)
             if out:
                 saved = [r for r in saved if _key(r) != want] + [row]
-                out.with_suffix(".tmp").write_text(json.dumps(saved, indent=1))
-                out.with_suffix(".tmp").replace(out)
+                write_json_atomic(out, saved)
     return rows
 
 
