@@ -194,6 +194,20 @@ def test_files_in_every_wrapper_load_through_create_model(tmp_path) -> None:
     assert again.checkpoint_report["layout"] == "spikebench"
 
 
+def test_quantized_model_fine_tunes_from_a_full_precision_run(tmp_path) -> None:
+    fp = bench.create_model("qsd_tiny", bits=32).eval()
+    path = tmp_path / "last.pt"
+    torch.save({"model": fp.state_dict(), "epoch": 3}, path)
+    q = bench.create_model("qsd_tiny", bits=2, checkpoint=str(path)).eval()
+    rep = q.checkpoint_report
+    assert rep["layout"] == "spikebench" and "head" in rep["steps_initialised_on_first_forward"]
+    assert torch.equal(q.head.weight, fp.head.weight) and not bool(q.head.quantizer.initialized)
+    with torch.no_grad():
+        q(torch.randn(2, 3, 32, 32))
+    want = 2 * fp.head.weight.abs().mean()  # LSQ: 2 mean|w| / sqrt(Qp), Qp = 1 at 2 bits
+    assert torch.allclose(q.head.quantizer.step, want.expand_as(q.head.quantizer.step))
+
+
 def test_bad_checkpoint_is_one_line_listing_keys(tmp_path) -> None:
     model, _ = _build("qsd")
     state = to_official(keymap_for("qsd", model), model)

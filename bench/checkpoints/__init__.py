@@ -57,17 +57,21 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, Tensor], str]:
     return obj, how
 
 
-def _spikebench_keymap(model: nn.Module) -> KeyMap:
+def _spikebench_keymap(model: nn.Module, state: dict[str, Tensor] | None = None) -> KeyMap:
+    """Every key of ``model`` to itself, less the LSQ quantizer keys ``state`` lacks (a full-precision
+    spikebench checkpoint loaded into a quantized model: those steps initialise on the first forward)."""
     km = KeyMap("spikebench")
     for k in model.state_dict():
+        if state is not None and ".quantizer." in k and k not in state:
+            continue
         km.add(k, k)
     return km
 
 
-def keymap_for(layout: str, model: nn.Module) -> KeyMap:
-    """The key map of ``layout`` for ``model``."""
+def keymap_for(layout: str, model: nn.Module, state: dict[str, Tensor] | None = None) -> KeyMap:
+    """The key map of ``layout`` for ``model`` (``state``: the checkpoint, for the spikebench layout)."""
     if layout == "spikebench":
-        return _spikebench_keymap(model)
+        return _spikebench_keymap(model, state)
     return LAYOUTS[layout].keymap(model)
 
 
@@ -103,7 +107,7 @@ def load_checkpoint(model: nn.Module, path: str | Path, family: str) -> dict:
     prepare = getattr(LAYOUTS.get(layout), "prepare", None)
     if prepare is not None:
         state, notes = prepare(state)
-    km = keymap_for(layout, model)
+    km = keymap_for(layout, model, state)
     fill = _quantizer_fill(km, model)
     ours, report = to_ours(km, state, model, source)
     current = model.state_dict()
