@@ -20,10 +20,12 @@ Robustness contract (``ablations/status.py`` reads what a task leaves):
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import importlib.util
 import json
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -153,3 +155,39 @@ def teacher_config(student: Any, teacher: dict) -> Any:
     d["overrides"] = {**student.overrides, **teacher.get("overrides", {})}
     d["distill"] = {"kind": "none"}
     return type(student)(**d)
+
+
+def teacher_run(
+    student: Any,
+    out: Path,
+    train: Callable[..., dict],
+    main: bool = True,
+    wait: Callable[[], None] | None = None,
+) -> str | None:
+    """The teacher of ``student.distill`` (None without distillation) as a run directory or name: what it
+    names, or, when it is given as fields (:func:`teacher_config`), that run trained (or resumed, or reused)
+    in ``<out>/../.teachers/<model>-<hash>``, one per config, shared by every point that names it.
+
+    Concurrent points wait for one teacher run (a file lock). Under torchrun the main rank holds the lock and
+    every rank trains the teacher together: ``main`` says whether this rank takes the lock, ``wait`` is the
+    process group's barrier (around the teacher run)."""
+    teacher = student.distill.teacher
+    if student.distill.kind == "none":
+        return None
+    if not isinstance(teacher, dict):
+        return teacher
+    cfg = teacher_config(student, teacher)
+    root = Path(out).parent / ".teachers"
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"{cfg.model}-{cfg.digest()}"
+    with open(root / f"{path.name}.lock", "w") if main else nullcontext() as lock:
+        if lock is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if wait is not None:
+            wait()
+        result = train(cfg, out=path)
+        if wait is not None:
+            wait()
+    if result.get("status") != "ok":
+        raise ConfigError(f"distill.teacher: the teacher run {path} failed: {result.get('reason')}")
+    return str(path)

@@ -142,7 +142,7 @@ def test_local_submitit_and_ray_executors_give_identical_records(tmp_path, data)
         ("  bits: [4, 0]", "model: sdt_tiny", "t.yaml:4: bits=0 is not allowed; allowed values: 1..8 or 32"),
         (
             "  distill.lambda: [0.5, -1]",
-            "model: sdt_tiny, distill: {kind: kd, teacher: sdt_tiny}",
+            "model: sdt_tiny, distill: {kind: kd, teacher: {overrides: {bits: 32}}}",
             "t.yaml:4: distill.weight=-1 is not allowed; allowed values: >= 0",
         ),
         ("  bits: [4]\n  bits: [8]", "model: sdt_tiny", "t.yaml:5: duplicate key 'bits' (first at line 4)"),

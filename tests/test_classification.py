@@ -10,7 +10,7 @@ import torch
 from bench.data.datasets import CifarDataset, ImageFolderDataset, build_datasets, resolve_data
 from bench.data.generate import write_cifar, write_imagenet_folder
 from bench.errors import ConfigError, DataError
-from bench.registry import list_models
+from bench.registry import create_model, list_models
 from tasks.classification.config import DistillConfig, TrainConfig
 from tasks.classification.distill import Distiller
 from tasks.classification.train import train
@@ -80,9 +80,22 @@ DISTILL = {
 }
 
 
+def _weights(path: Path, name: str, **overrides) -> str:
+    """A checkpoint of ``name``'s initial weights (a teacher whose quality the test does not need)."""
+    torch.manual_seed(0)
+    torch.save({"model": create_model(name, num_classes=10, **overrides).state_dict()}, path)
+    return str(path)
+
+
+def _distill(kind: str, tmp_path: Path, **kw) -> DistillConfig:
+    d = DISTILL[kind]
+    ckpt = _weights(tmp_path / f"{kind}.pt", d["teacher"], **d.get("teacher_overrides", {}))
+    return DistillConfig(kind=kind, teacher_checkpoint=ckpt, **d, **kw)
+
+
 @pytest.mark.parametrize("kind", sorted(DISTILL))
 def test_distillation_term_gradients_and_lambda_zero(kind, small_data, tmp_path):
-    cfg = _cfg("qsd_tiny", small_data, distill=DistillConfig(kind=kind, weight=0.5, **DISTILL[kind]))
+    cfg = _cfg("qsd_tiny", small_data, distill=_distill(kind, tmp_path, weight=0.5))
     result = train(cfg, out=tmp_path / "on", progress=False)
     metrics = json.loads((tmp_path / "on" / "metrics.json").read_text())
     assert metrics[0]["train_distill"] > 0 and metrics[0]["teacher_time_share"] > 0
@@ -92,8 +105,6 @@ def test_distillation_term_gradients_and_lambda_zero(kind, small_data, tmp_path)
     assert result["teacher"]["macs_G"] > 0
 
     # gradients reach the student only
-    from bench.registry import create_model
-
     student = create_model("qsd_tiny", num_classes=10)
     dist = Distiller(cfg.distill, student, 10, 32, torch.device("cpu"))
     logits, term = dist.loss(student, torch.randn(4, 3, 32, 32))
@@ -103,7 +114,7 @@ def test_distillation_term_gradients_and_lambda_zero(kind, small_data, tmp_path)
 
     # lambda = 0 gives exactly the run without distillation
     zero = train(
-        _cfg("qsd_tiny", small_data, distill=DistillConfig(kind=kind, weight=0.0, **DISTILL[kind])),
+        _cfg("qsd_tiny", small_data, distill=_distill(kind, tmp_path, weight=0.0)),
         out=tmp_path / "zero",
         progress=False,
     )
@@ -125,12 +136,49 @@ def test_teacher_from_a_checkpoint(small_data, tmp_path):
         small_data,
         distill=DistillConfig(kind="kd", teacher="sdt_tiny", teacher_checkpoint=str(tmp_path / "teacher.pt")),
     )
-    from bench.registry import create_model
-
     dist = Distiller(cfg.distill, create_model("sdt_tiny", num_classes=10), 10, 32, torch.device("cpu"))
     loaded = dist.teacher[0].state_dict()
     assert all(torch.equal(loaded[k], state[k]) for k in state)
     assert train(cfg, out=tmp_path / "student", progress=False)["status"] == "ok"
+
+
+def test_teacher_given_as_fields_is_trained_once_then_distilled_from(small_data, tmp_path):
+    fields = DistillConfig(kind="kd", teacher={"overrides": {"bits": 32}, "epochs": 2})
+    runs = tmp_path / "runs"
+    a = train(
+        _cfg("qsd_tiny", small_data, distill=fields, overrides={"bits": 2}), out=runs / "a", progress=False
+    )
+    b = train(
+        _cfg("qsd_tiny", small_data, distill=fields, overrides={"bits": 4}), out=runs / "b", progress=False
+    )
+    teachers = [d for d in (runs / ".teachers").iterdir() if d.is_dir()]
+    assert len(teachers) == 1  # one 32-bit teacher run, shared by both students
+    teacher = json.loads((teachers[0] / "result.json").read_text())
+    config = json.loads((teachers[0] / "config.json").read_text())
+    assert (
+        config["overrides"] == {"bits": 32} and config["epochs"] == 2 and config["distill"]["kind"] == "none"
+    )
+    for record in (a, b):
+        assert record["teacher"]["run"] == str(teachers[0]) and record["teacher"]["top1"] == teacher["top1"]
+        assert record["teacher"]["overrides"] == {"bits": 32}
+    # the teacher that distils is the trained run's last weights; a run directory names it the same way
+    trained = torch.load(teachers[0] / "checkpoints" / "last.pt", weights_only=False)["model"]
+    cfg = _cfg("qsd_tiny", small_data, distill=DistillConfig(kind="kd", teacher=str(teachers[0])))
+    from tasks.classification.distill import resolve_teacher
+    from tasks.distributed import DistInfo
+
+    resolved, info = resolve_teacher(cfg, tmp_path / "c", train, DistInfo())
+    assert info == dict(run=str(teachers[0]), top1=teacher["top1"])
+    loaded = Distiller(resolved, create_model("qsd_tiny", num_classes=10), 10, 32, torch.device("cpu"))
+    assert all(torch.equal(loaded.teacher[0].state_dict()[k], v) for k, v in trained.items())
+
+
+def test_an_untrained_teacher_is_refused_in_one_line(small_data):
+    with pytest.raises(ConfigError) as err:
+        _cfg("qsd_tiny", small_data, distill=DistillConfig(kind="kd", teacher="sdt_tiny"))
+    msg = str(err.value)
+    assert "\n" not in msg and "distill.teacher='sdt_tiny' without distill.teacher_checkpoint" in msg
+    assert "a classification run directory, or the teacher's fields" in msg
 
 
 def test_resume_after_interruption_matches_an_uninterrupted_run(small_data, tmp_path):
@@ -182,7 +230,15 @@ def test_bad_input_gives_one_line_errors_and_leaves_earlier_runs_alone(small_dat
         (_cfg("sdt_tiny", corrupt), f"{bad_file}: cannot read image"),
         (_cfg("sdt_tiny", cifar), f"{cifar / 'data_batch_3'}: missing field 'labels' (found: data, lables)"),
         (
-            _cfg("qsd_tiny", small_data, distill=DistillConfig(kind="qfd", teacher="mobilevit_tiny")),
+            _cfg(
+                "qsd_tiny",
+                small_data,
+                distill=DistillConfig(
+                    kind="qfd",
+                    teacher="mobilevit_tiny",
+                    teacher_checkpoint=_weights(tmp_path / "mv.pt", "mobilevit_tiny"),
+                ),
+            ),
             "distill: teacher feature size 320 does not match the student's 80; allowed: equal sizes, or "
             "distill.projection=true",
         ),
@@ -236,3 +292,38 @@ def test_torchrun_data_parallel_on_cpu(small_data, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert [m["epoch"] for m in metrics] == [1, 2] and all(m["train_loss"] > 0 for m in metrics)
     assert json.loads((out / "result.json").read_text())["status"] == "ok"
+
+
+def test_torchrun_trains_a_teacher_given_as_fields_once_with_every_rank(small_data, tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "student.py"
+    script.write_text(
+        "import sys\n"
+        "from tasks.classification.config import DistillConfig, TrainConfig\n"
+        "from tasks.classification.train import train\n"
+        f"cfg = TrainConfig(model='sdt_tiny', data={str(small_data)!r}, epochs=1, batch_size=16,\n"
+        "    measure=False,"
+        "    distill=DistillConfig(kind='kd', teacher={'overrides': {'bits': 32}}))\n"
+        "print(train(cfg, out=sys.argv[1], progress=False)['status'])\n"
+    )
+    out = tmp_path / "runs" / "student"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(script),
+    ]
+    proc = subprocess.run([*cmd, str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    teachers = [d for d in (tmp_path / "runs" / ".teachers").iterdir() if d.is_dir()]
+    assert len(teachers) == 1
+    assert (
+        json.loads((teachers[0] / "environment.json").read_text())["world_size"] == 2
+    )  # both ranks trained it
+    record = json.loads((out / "result.json").read_text())
+    assert record["status"] == "ok" and record["teacher"]["run"] == str(teachers[0])

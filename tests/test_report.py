@@ -57,8 +57,8 @@ def sources(tmp_path_factory) -> list[Path]:
     )
     bits = _sweep(tmp, data, "bits", "  bits: [2, 32]\n  seed: [0, 1]")
     distill = (
-        ", distill: {kind: qfd, teacher: qsd_tiny, teacher_bits: 4,"
-        " teacher_overrides: {neuron: relu, attention: softmax, bits: 32}}"
+        ", distill: {kind: qfd, teacher_bits: 4,"
+        " teacher: {overrides: {neuron: relu, attention: softmax, bits: 32}}}"
     )
     lam = _sweep(tmp, data, "lam", "  distill.lambda: [0, 1]\n  seed: [0, 1]", base=distill)
     cfg = TrainConfig(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from bench.errors import ConfigError, check_choice, check_positive_int, check_types
-from tasks.api import arg, config_from_fields, content_digest
+from bench.registry import list_models
+from tasks.api import arg, config_from_fields, content_digest, teacher_config
 from tasks.determinism import DEFAULT_THREADS
 
 DISTILL_KINDS = ("none", "qfd", "fgd", "kd")
@@ -20,7 +21,11 @@ class DistillConfig:
     """Which distillation, against which teacher, with which weight."""
 
     kind: str = arg("none", "none, qfd, fgd or kd")
-    teacher: str | None = arg(None, "registered teacher model")
+    # a registered model with its teacher_checkpoint, a classification run directory, or fields of a teacher
+    # run trained here first (the student's config with these fields, no distillation; tasks.api.teacher_run)
+    teacher: str | dict | None = arg(
+        None, "teacher: registered model (with --teacher-checkpoint) or run directory"
+    )
     teacher_checkpoint: str | None = None  # a spikebench or official checkpoint file for the teacher
     teacher_overrides: dict = field(default_factory=dict)
     weight: float = arg(0.5, "lambda")
@@ -78,9 +83,25 @@ class TrainConfig:
             )
         if self.distill.weight < 0:
             raise ConfigError(f"distill.weight={self.distill.weight} is not allowed; allowed values: >= 0")
-        if self.distill.kind != "none" and not (self.distill.teacher or self.distill.teacher_checkpoint):
+        self._check_teacher()
+
+    def _check_teacher(self) -> None:
+        """A distilling run names a trained teacher: a checkpoint, a run directory, or fields to train one."""
+        d = self.distill
+        if d.kind == "none":
+            return
+        allowed = (
+            "allowed: a registered model with distill.teacher_checkpoint, a classification run directory, "
+            "or the teacher's fields (e.g. {overrides: {bits: 32}}) to train it first"
+        )
+        if not d.teacher:
+            raise ConfigError(f"distill.kind={d.kind!r} needs distill.teacher; {allowed}")
+        if isinstance(d.teacher, dict):
+            teacher_config(self, d.teacher)  # its fields checked now, not when it runs
+        elif d.teacher_checkpoint is None and d.teacher in list_models():
             raise ConfigError(
-                f"distill.kind={self.distill.kind!r} needs distill.teacher (a registered model name)"
+                f"distill.teacher={d.teacher!r} without distill.teacher_checkpoint is an untrained "
+                f"network; {allowed}"
             )
 
     def as_dict(self) -> dict:

@@ -2,16 +2,56 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from bench.errors import ConfigError
 from bench.measure.ops import count_macs
 from bench.nn.distill import QFDLoss, capture_qkv, fgd_loss, kd_loss
-from bench.registry import create_model
-from tasks.classification.config import DistillConfig
+from bench.registry import create_model, list_models
+from tasks.api import teacher_run
+from tasks.classification.config import DistillConfig, TrainConfig
+from tasks.distributed import DistInfo, barrier
+
+
+def resolve_teacher(
+    cfg: TrainConfig, out: Path, train: Callable[..., dict], ddp: DistInfo
+) -> tuple[DistillConfig, dict]:
+    """``cfg.distill`` with its teacher as a registered model, overrides and checkpoint (a teacher given as
+    fields trained first, ``tasks.api.teacher_run``; a run directory read from its ``config.json`` and last
+    checkpoint), and what the record says of the teacher run (its directory and top-1)."""
+    d = cfg.distill
+    teacher = teacher_run(cfg, out, train, ddp.main, lambda: barrier(ddp))
+    if teacher is None or teacher in list_models():
+        return d, {}
+    run = Path(teacher)
+    if not (run / "config.json").is_file():
+        raise ConfigError(
+            f"distill.teacher={teacher!r}: neither a registered model nor a classification run directory "
+            f"(no {run / 'config.json'})"
+        )
+    if d.teacher_overrides:
+        raise ConfigError(
+            f"distill.teacher_overrides={d.teacher_overrides} with the teacher run {run}: allowed: {{}} (the "
+            f"run's own overrides build its model)"
+        )
+    conf = json.loads((run / "config.json").read_text())
+    ckpt = Path(d.teacher_checkpoint or run / "checkpoints" / "last.pt")
+    if not ckpt.is_file():
+        raise ConfigError(
+            f"distill.teacher={teacher!r}: checkpoint {ckpt} not found; set distill.teacher_checkpoint"
+        )
+    record = json.loads((run / "result.json").read_text()) if (run / "result.json").is_file() else {}
+    resolved = dataclasses.replace(
+        d, teacher=conf["model"], teacher_checkpoint=str(ckpt), teacher_overrides=conf.get("overrides", {})
+    )
+    return resolved, dict(run=str(run), top1=record.get("top1"))
 
 
 class Distiller(nn.Module):

@@ -29,8 +29,8 @@ from bench.io import write_json_atomic
 from bench.measure.profile import profile_model
 from bench.registry import create_model, model_entry
 from tasks.classification.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
-from tasks.classification.config import TrainConfig
-from tasks.classification.distill import Distiller, Runner, WithFeatures, runner
+from tasks.classification.config import DistillConfig, TrainConfig
+from tasks.classification.distill import Distiller, Runner, WithFeatures, resolve_teacher, runner
 from tasks.classification.metrics import accuracy
 from tasks.classification.parallel import SampleSeeded, per_process_batch, train_loader
 from tasks.determinism import deterministic
@@ -117,6 +117,8 @@ def train(
     ddp = setup(dev)
     started = time.time()
     try:
+        teacher_of = functools.partial(train, device=device, workers=workers, progress=progress)
+        distill, teacher = resolve_teacher(cfg, out, teacher_of, ddp)
         with deterministic(cfg.threads, dev) as repeatability:
             if ddp.main:
                 out.mkdir(parents=True, exist_ok=True)
@@ -126,7 +128,7 @@ def train(
             spec = resolve_data(cfg.data)  # data errors inside the try: they end as a failed record
             img_size = cfg.img_size or entry.paper.get("img_size", 224)
             train_set, eval_set = build_datasets(spec, img_size, cfg.hflip)
-            job = _Job(cfg, out, dev, ddp, workers, progress and ddp.main)
+            job = _Job(cfg, out, dev, ddp, workers, progress and ddp.main, distill, teacher)
             result = _train(job, on_epoch_end, spec, img_size, train_set, eval_set)
     except BaseException as err:  # interrupts too: the record says why the run stopped
         writes = functools.partial(writes_failure_record, ddp, result_path, started)
@@ -147,6 +149,8 @@ class _Job:
     ddp: DistInfo
     workers: int
     progress: bool
+    distill: DistillConfig  # cfg.distill with its teacher resolved (resolve_teacher)
+    teacher: dict  # the teacher run's directory and top-1, when it is a run
 
 
 @dataclass
@@ -201,7 +205,7 @@ def _build(job: _Job, spec: DataSpec, img_size: int, train_set: Dataset, eval_se
     run = _forward(job, model)
     distiller = None
     if cfg.distill.kind != "none":
-        distiller = Distiller(cfg.distill, model, spec.num_classes, img_size, job.dev)
+        distiller = Distiller(job.distill, model, spec.num_classes, img_size, job.dev)
     params = list(model.parameters()) + (
         list(distiller.qfd.parameters()) if distiller and distiller.qfd else []
     )
@@ -374,7 +378,14 @@ def _record(job: _Job, state: _State, spec: DataSpec, eval_set: Dataset, efficie
         efficiency=efficiency,
         teacher=None
         if distiller is None
-        else dict(name=cfg.distill.teacher, macs_G=distiller.teacher_macs / 1e9, time_s=distiller.time),
+        else dict(
+            name=job.distill.teacher,
+            checkpoint=job.distill.teacher_checkpoint,
+            overrides=job.distill.teacher_overrides,
+            macs_G=distiller.teacher_macs / 1e9,
+            time_s=distiller.time,
+            **job.teacher,
+        ),
         config_digest=cfg.digest(),
         checkpoint=getattr(state.model, "checkpoint_report", None),
         distributed=dict(

@@ -98,10 +98,10 @@ def train_detection(cfg: DetConfig, out: Path, progress: bool = False) -> dict:
         root["data"] = resolve_dense_data(cfg.data, "coco")
 
     def build(work_dir: Path):
+        from tasks.api import teacher_run
         from tasks.detection import train
-        from tasks.openmm.distill import teacher_dir
 
-        teacher = teacher_dir(cfg, out, train)
+        teacher = teacher_run(cfg, out, train)
         return build_config(cfg, root["data"], work_dir, teacher=teacher)
 
     metrics = metrics_for(cfg.detector)

@@ -19,9 +19,7 @@ never broadcasts.
 
 from __future__ import annotations
 
-import fcntl
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -34,30 +32,6 @@ from torch import Tensor, nn
 from bench.errors import ConfigError
 from bench.nn.distill import QFDLoss, check_same_shape
 from tasks.openmm.hooks import unwrap
-
-
-def teacher_dir(student, out: Path, train: Callable[..., dict]) -> str | None:
-    """The teacher of ``student.distill`` (None without distillation) as a run directory or config file:
-    the path it names, or, when it is given as fields (``tasks.api.teacher_config``), that run trained (or
-    resumed, or reused) in ``<out>/../.teachers/<model>-<hash>``, one per config, shared by every point that
-    names it."""
-    from tasks.api import teacher_config
-
-    teacher = student.distill.teacher
-    if student.distill.kind == "none":
-        return None
-    if not isinstance(teacher, dict):
-        return teacher
-    cfg = teacher_config(student, teacher)
-    root = Path(out).parent / ".teachers"
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / f"{cfg.model}-{cfg.digest()}"
-    with open(root / f"{path.name}.lock", "w") as lock:  # concurrent points wait for one teacher run
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        result = train(cfg, out=path)
-    if result.get("status") != "ok":
-        raise ConfigError(f"distill.teacher: the teacher run {path} failed: {result.get('reason')}")
-    return str(path)
 
 
 def teacher_files(teacher: str, checkpoint: str | None) -> tuple[Path, Path]:

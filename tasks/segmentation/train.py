@@ -34,9 +34,9 @@ def train(cfg: SegConfig, out: str | Path | None = None, progress: bool = False,
         roots.append(resolve_dense_data(cfg.data, "ade20k"))
 
     def build(work_dir: Path):
-        from tasks.openmm.distill import teacher_dir
+        from tasks.api import teacher_run
 
-        teacher = teacher_dir(cfg, out, train)
+        teacher = teacher_run(cfg, out, train)
         return mm_config(cfg, roots[-1], work_dir, workers=workers, teacher=teacher)
 
     run = MMRun(
