@@ -128,3 +128,17 @@ def test_distilled_maps_are_paired_by_stride_and_mismatches_refused():
     with pytest.raises(ConfigError, match="differ; allowed: equal shapes"):
         QFDLoss(1, 1)(student[0], same[2])
     assert hook._pair(x, student[:1], same) == [(0, 1)]
+
+
+def test_history_hook_reads_a_loss_that_requires_grad_without_a_warning():
+    import warnings
+    from types import SimpleNamespace
+
+    from tasks.openmm.history import HistoryHook
+
+    hook = HistoryHook(interval=100)
+    loss = (torch.ones(3, requires_grad=True) * 2).sum()  # what mmengine's train step hands the hooks
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch warns when float() reads a tensor that requires grad
+        hook.after_train_iter(SimpleNamespace(iter=0, max_iters=100), 0, outputs={"loss": loss})
+    assert hook.losses == [6.0]

@@ -43,7 +43,7 @@ class HistoryHook(Hook):
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         loss = (outputs or {}).get("loss")
         if loss is not None:
-            self.losses.append(float(loss))
+            self.losses.append(float(loss.detach()) if hasattr(loss, "detach") else float(loss))
         step = runner.iter + 1
         if (step % self.interval == 0 or step == runner.max_iters) and self.losses:
             self.rows.append(dict(iter=step, train_loss=sum(self.losses) / len(self.losses)))
