@@ -2,6 +2,7 @@
 
 import json
 import pickle
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,7 @@ def test_every_tiny_model_learns_above_chance_with_no_silent_layer(model, overri
         assert result["efficiency"]["fr_mean"] > 0 and result["efficiency"]["SOPs_G"] > 0
 
 
+TORCHRUN_2 = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 DISTILL = {
     "qfd": dict(teacher="sdtv2_tiny", teacher_bits=4),
     "fgd": dict(teacher="qsd_tiny", teacher_overrides=dict(neuron="relu", attention="softmax", bits=32)),
@@ -259,16 +261,10 @@ def test_bad_input_gives_one_line_errors_and_leaves_earlier_runs_alone(small_dat
 
 def test_torchrun_data_parallel_on_cpu(small_data, tmp_path):
     import subprocess
-    import sys
 
     out = tmp_path / "ddp"
     cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
+        *TORCHRUN_2,
         "-m",
         "bench.cli",
         "train",
@@ -296,7 +292,6 @@ def test_torchrun_data_parallel_on_cpu(small_data, tmp_path):
 
 def test_torchrun_trains_a_teacher_given_as_fields_once_with_every_rank(small_data, tmp_path):
     import subprocess
-    import sys
 
     script = tmp_path / "student.py"
     script.write_text(
@@ -309,16 +304,7 @@ def test_torchrun_trains_a_teacher_given_as_fields_once_with_every_rank(small_da
         "print(train(cfg, out=sys.argv[1], progress=False)['status'])\n"
     )
     out = tmp_path / "runs" / "student"
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(script),
-    ]
-    proc = subprocess.run([*cmd, str(out)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([*TORCHRUN_2, str(script), str(out)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     teachers = [d for d in (tmp_path / "runs" / ".teachers").iterdir() if d.is_dir()]
     assert len(teachers) == 1

@@ -82,6 +82,19 @@ class Distiller(nn.Module):
             student.train(was)
             self.qfd = QFDLoss(s_dim, t_dim, cfg.teacher_bits, cfg.projection).to(device)
 
+    def record(self, run: dict) -> dict:
+        """What the run's record says of the teacher: model, checkpoint, overrides, MACs, time, and ``run``
+        (its run directory and top-1, when it is a run)."""
+        d = self.cfg
+        return dict(
+            name=d.teacher,
+            checkpoint=d.teacher_checkpoint,
+            overrides=d.teacher_overrides,
+            macs_G=self.teacher_macs / 1e9,
+            time_s=self.time,
+            **run,
+        )
+
     def loss(self, student: nn.Module, x: Tensor, run: Runner | None = None) -> tuple[Tensor, Tensor]:
         """Student logits and the (unweighted) distillation term for the batch ``x``; ``run(x, features)``
         is the student's forward (a DDP wrapper under torchrun)."""

@@ -376,16 +376,7 @@ def _record(job: _Job, state: _State, spec: DataSpec, eval_set: Dataset, efficie
         best_top1=max(m["top1"] for m in metrics),
         train_loss=final["train_loss"],
         efficiency=efficiency,
-        teacher=None
-        if distiller is None
-        else dict(
-            name=job.distill.teacher,
-            checkpoint=job.distill.teacher_checkpoint,
-            overrides=job.distill.teacher_overrides,
-            macs_G=distiller.teacher_macs / 1e9,
-            time_s=distiller.time,
-            **job.teacher,
-        ),
+        teacher=None if distiller is None else distiller.record(job.teacher),
         config_digest=cfg.digest(),
         checkpoint=getattr(state.model, "checkpoint_report", None),
         distributed=dict(
