@@ -313,3 +313,32 @@ def test_torchrun_trains_a_teacher_given_as_fields_once_with_every_rank(small_da
     )  # both ranks trained it
     record = json.loads((out / "result.json").read_text())
     assert record["status"] == "ok" and record["teacher"]["run"] == str(teachers[0])
+
+
+def test_optimizer_groups_spare_1d_parameters_and_slow_lsq_steps():
+    """1-D parameters (BN, biases, LSQ steps, layer scales) are not decayed (MAE's param_groups_lrd, timm);
+    decay_1d=True decays them too; LSQ steps learn at lr x step_lr; a step with zero gradients moves exactly
+    the decayed tensors."""
+    from tasks.classification.optim import build_optimizer, lsq_steps
+
+    model = create_model("qsd_tiny", num_classes=10)
+    params, steps = list(model.parameters()), lsq_steps(model)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert steps and all(names[i].endswith("quantizer.step") for i in steps)
+    cfg = TrainConfig(model="qsd_tiny", lr=4e-3, step_lr=0.01)
+    groups = build_optimizer(cfg, params, steps).param_groups
+    assert [(g["weight_decay"], g["lr"]) for g in groups] == [(0.05, 4e-3), (0.0, 4e-3), (0.0, 4e-5)]
+    assert all(p.ndim > 1 for p in groups[0]["params"]) and {p.ndim for p in groups[1]["params"]} == {1}
+    assert {names[id(p)].rsplit(".", 1)[-1] for p in groups[1]["params"]} >= {"bias", "weight", "gamma"}
+    assert {id(p) for p in groups[2]["params"]} == steps
+    assert sum(len(g["params"]) for g in groups) == len(params)
+    every = build_optimizer(TrainConfig(model="qsd_tiny", decay_1d=True), params, steps).param_groups
+    assert [len(g["params"]) for g in every][1] == 0 and every[2]["weight_decay"] == 0.05
+    with pytest.raises(ConfigError, match=r"step_lr=0 is not allowed; allowed values: > 0"):
+        TrainConfig(model="qsd_tiny", step_lr=0)
+    before = [p.detach().clone() for p in params]
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    build_optimizer(TrainConfig(model="qsd_tiny", lr=0.1, weight_decay=0.5), params, steps).step()
+    for p, b in zip(params, before, strict=True):  # zero gradients: only the decoupled decay moves a tensor
+        assert torch.equal(p, b) == (p.ndim == 1 or not b.any())

@@ -49,6 +49,11 @@ class TrainConfig:
     opt: str = arg("adamw", "adamw or lamb")
     lr: float = 2e-3
     weight_decay: float = 0.05
+    # weight decay on 1-D parameters too (norms, biases, LSQ steps, layer scales); the official recipes and
+    # timm exclude them (tasks.classification.optim); True is spikebench before 2026-12-06
+    decay_1d: bool = arg(False, "weight decay on 1-D parameters too (norms, biases, LSQ steps, layer scales)")
+    # LSQ step sizes learn at lr x step_lr (Adam cancels LSQ's gradient scale; tasks.classification.optim)
+    step_lr: float = arg(1.0, "LSQ step sizes learn at lr x this (1: the official recipe; tiny specs: 0.01)")
     warmup_epochs: float = 1.0
     min_lr: float = 1e-5
     label_smoothing: float = 0.1
@@ -81,6 +86,8 @@ class TrainConfig:
             raise ConfigError(
                 f"epochs={self.epochs}, batch_size={self.batch_size}: allowed values: integers >= 1"
             )
+        if not self.step_lr > 0:
+            raise ConfigError(f"step_lr={self.step_lr} is not allowed; allowed values: > 0")
         if self.distill.weight < 0:
             raise ConfigError(f"distill.weight={self.distill.weight} is not allowed; allowed values: >= 0")
         self._check_teacher()

@@ -32,6 +32,7 @@ from tasks.classification.checkpoint import load_checkpoint, rng_state, save_ato
 from tasks.classification.config import DistillConfig, TrainConfig
 from tasks.classification.distill import Distiller, Runner, WithFeatures, resolve_teacher, runner
 from tasks.classification.metrics import accuracy
+from tasks.classification.optim import build_optimizer, lr_factor, lsq_steps
 from tasks.classification.parallel import SampleSeeded, per_process_batch, train_loader
 from tasks.determinism import deterministic
 from tasks.distributed import (
@@ -51,28 +52,6 @@ def _seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _schedule(cfg: TrainConfig, steps_per_epoch: int) -> Callable[[int], float]:
-    warmup = int(cfg.warmup_epochs * steps_per_epoch)
-    total = cfg.epochs * steps_per_epoch
-    floor = cfg.min_lr / cfg.lr
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return factor
-
-
-def _optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
-    if cfg.opt == "lamb":
-        from timm.optim import Lamb
-
-        return Lamb(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 @torch.no_grad()
@@ -209,10 +188,10 @@ def _build(job: _Job, spec: DataSpec, img_size: int, train_set: Dataset, eval_se
     params = list(model.parameters()) + (
         list(distiller.qfd.parameters()) if distiller and distiller.qfd else []
     )
-    opt = _optimizer(cfg, params)
+    opt = build_optimizer(cfg, params, lsq_steps(model))
     eval_loader = DataLoader(eval_set, batch_size=cfg.batch_size, shuffle=False, num_workers=job.workers)
     steps = math.ceil(len(train_set) / cfg.batch_size)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(cfg, steps))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg, steps))
     mixup = _mixup(cfg, spec.num_classes)
     return _State(model, run, distiller, params, opt, sched, mixup, train_set, eval_loader)
 
