@@ -1,5 +1,6 @@
-"""Provenance of the runs behind an ablation table: a row's columns (seeds, git sha, threads, host, start
-dates), the table's one-line summary, and the refusal of runs of uncommitted code (``-dirty``)."""
+"""Provenance of the runs behind an ablation table: a row's columns (seeds, git sha, threads, host, CPU
+instruction set, start dates), the table's one-line summary, and the refusal of runs of uncommitted code
+(``-dirty``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from bench.errors import ConfigError
 
 
 def row_provenance(group: pd.DataFrame) -> dict:
-    """Provenance columns of a row: its seeds, git shas, threads, hosts and start dates."""
+    """Provenance columns of a row: its seeds, git shas, threads, hosts, CPU instruction sets and start
+    dates."""
 
     def joined(col: str) -> str:
         if col not in group.columns:
@@ -26,12 +28,14 @@ def row_provenance(group: pd.DataFrame) -> dict:
         git_sha=joined("env.git_sha"),
         threads=joined(threads),
         host=joined("env.host"),
+        cpu_capability=joined("env.cpu_capability"),
         started_utc=joined("env.started_utc"),
     )
 
 
 def provenance(table: pd.DataFrame) -> str:
-    """One line: code revision, threads, hosts, run dates, seeds and n of the runs behind the table."""
+    """One line: code revision, threads, hosts, CPU instruction sets, run dates, seeds and n of the runs
+    behind the table."""
 
     def union(col: str) -> str:
         vals = sorted({v for cell in table[col] for v in str(cell).split() if v})
@@ -43,8 +47,8 @@ def provenance(table: pd.DataFrame) -> str:
     made = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return (
         f"Provenance: git {union('git_sha')}; threads {union('threads')}; host {union('host')}; "
-        f"runs {span}; seeds {union('seeds')}; n = {'–'.join(map(str, sorted({n[0], n[-1]})))} per row; "
-        f"table made {made}."
+        f"cpu {union('cpu_capability')}; runs {span}; seeds {union('seeds')}; "
+        f"n = {'–'.join(map(str, sorted({n[0], n[-1]})))} per row; table made {made}."
     )
 
 

@@ -4,6 +4,8 @@ The thread count is a field of every task's config (part of the run's hash), nev
 or the executor: intra-op threads split reductions differently, so 1 and 2 threads give different sums,
 different first backward passes and different runs. With the same threads, seed and machine a run is
 bit-identical on CPU whoever starts it (``spikebench train``, any sweep executor, any worker count).
+"Same machine" includes the instruction set PyTorch's CPU kernels dispatch to (``cpu_capability`` in
+every record: an AVX2 and an AVX-512 machine vectorise sums differently, so their runs differ).
 On CUDA some kernels have no deterministic implementation; ``warn_only`` keeps them running and the
 record says that exact repeatability is not guaranteed there.
 """
@@ -27,7 +29,8 @@ def determinism_record(threads: int, device: object) -> dict:
         deterministic_algorithms=True,
         exact=not cuda,
         note=(
-            "bit-identical for the same config (threads included), seed and machine"
+            "bit-identical for the same config (threads included), seed and machine (its cpu_capability "
+            "included: AVX2 and AVX-512 kernels give different runs)"
             if not cuda
             else "CUDA: cuDNN/cuBLAS in deterministic mode, but kernels without a deterministic "
             "implementation (e.g. scatter/index_add backward) only warn: exact repeatability not guaranteed"

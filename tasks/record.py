@@ -153,5 +153,18 @@ def environment(seed: int, device: torch.device) -> dict:
         threads=torch.get_num_threads(),
         seed=seed,
         host=platform.node(),
+        **cpu_record(),
         started_utc=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
+
+
+def cpu_record() -> dict:
+    """The CPU model and the instruction set PyTorch's kernels dispatch to (``AVX2``, ``AVX512``, …): CPU
+    runs are bit-identical only between machines that share it (vectorised kernels sum in other orders)."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return dict(cpu=model, cpu_capability=torch.backends.cpu.get_cpu_capability())

@@ -48,7 +48,12 @@ def _runs(setting: str, values: list[float], seeds: list[int], flag: str = "", s
             size_MB=size,
             flag=flag,
             threads=1,
-            **{"env.git_sha": "abc123", "env.host": "box", "env.started_utc": "2026-11-23T18:00:00Z"},
+            **{
+                "env.git_sha": "abc123",
+                "env.host": "box",
+                "env.cpu_capability": "AVX2",
+                "env.started_utc": "2026-11-23T18:00:00Z",
+            },
         )
         for v, s in zip(values, seeds, strict=True)
     ]
@@ -99,7 +104,8 @@ def test_significance_and_best_on_constructed_data():
     assert "| 0.5 ± 0 " in rows["4"]
     assert "† chance 4/4" in rows["2"] and "**" not in rows["2"]
     assert "Mean ± sample standard deviation" in md and "paired by seed" in md and "Welch" in md
-    assert "Provenance: git abc123; threads 1; host box;" in md and "seeds 0, 1, 10, 11, 12, 13, 2, 3" in md
+    assert "Provenance: git abc123; threads 1; host box; cpu AVX2;" in md
+    assert "seeds 0, 1, 10, 11, 12, 13, 2, 3" in md
     tex = to_latex(table, best, caption="bits")
     assert "\\toprule" in tex and "\\bfseries" in tex and "$\\pm$" in tex and "\\dag{}" in tex
     assert tex.startswith("% Provenance: git abc123")
@@ -232,6 +238,8 @@ def test_same_point_by_train_cli_and_by_a_two_worker_sweep_is_bit_identical(tmp_
     assert cfg_cli == cfg_sweep and cfg_cli["threads"] == 1
     env = json.loads((cli / "environment.json").read_text())
     assert env["threads"] == 1 and env["determinism"]["exact"]
+    # the instruction set the CPU kernels dispatch to: runs are bit-identical only where it is the same
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and env["cpu"]
     timing = ("epoch_time_s", "images_per_s", "teacher_time_share")
     m_cli, m_sweep = (
         [
