@@ -56,6 +56,9 @@ def previous_ok(out: Path, config: dict) -> dict | None:
     return previous if isinstance(previous, dict) and previous.get("status") == "ok" else None
 
 
+_LATE_SIGNALS = 8  # interrupts that may land before the deferral began, each retried
+
+
 def interrupt_of(err: BaseException) -> KeyboardInterrupt | None:
     """The SIGINT/SIGTERM behind ``err``: itself, or one a library turned into another exception while
     handling it (mmengine's config formatting raises SyntaxError when interrupted)."""
@@ -83,8 +86,10 @@ def signals_deferred() -> Iterator[None]:
         return
     caught: list[int] = []
     held = (signal.SIGINT, signal.SIGTERM)
-    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in held}
-    try:
+    previous: dict[int, object] = {}
+    try:  # handlers swapped inside: an interrupt landing between two swaps still restores the first
+        for sig in held:
+            previous[sig] = signal.signal(sig, lambda signum, frame: caught.append(signum))
         yield
     finally:
         for sig, handler in previous.items():
@@ -102,7 +107,7 @@ def stopped_record(err: BaseException, task: str, model: str, **fields) -> dict:
     else:
         status, reason = "failed", f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
     reason = (reason.strip().splitlines() or [status])[0]
-    trace = traceback.format_exc()
+    trace = "".join(traceback.format_exception(err))
     return dict(status=status, reason=reason, task=task, model=model, **fields, traceback=trace)
 
 
@@ -110,10 +115,25 @@ def write_stopped_record(
     err: BaseException, path: Path, task: str, model: str, *, writes: Callable[[], bool], **fields
 ) -> None:
     """Write the stopped record of ``err`` to ``path`` when ``writes()`` (this rank's turn), whole: a signal
-    arriving meanwhile is delivered after the write (``signals_deferred``)."""
-    with signals_deferred():
-        if writes():
-            write_json_atomic(path, stopped_record(err, task, model, **fields))
+    arriving meanwhile is delivered after the write (``signals_deferred``); one landing just before the
+    deferral began (torchrun's SIGTERM right behind the collective error a dead rank caused) does not end the
+    run without a record: the record of ``err`` is written, then that interrupt is raised."""
+    late: KeyboardInterrupt | None = None
+    for _ in range(_LATE_SIGNALS):
+        written = False
+        try:
+            with signals_deferred():
+                if writes():
+                    write_json_atomic(path, stopped_record(err, task, model, **fields))
+                written = True
+        except KeyboardInterrupt as interrupt:
+            if written:  # the deferred signal, delivered after the write
+                raise
+            late = interrupt
+            continue
+        break
+    if late is not None:
+        raise late
 
 
 def trim_measurement(efficiency: dict) -> dict:

@@ -306,3 +306,41 @@ def test_a_signal_while_the_stopped_record_is_written_waits_for_the_write(tmp_pa
     record = json.loads((tmp_path / "result.json").read_text())
     assert (record["status"], record["reason"]) == ("failed", "RuntimeError: Connection closed by peer")
     assert signal.getsignal(signal.SIGTERM) is previous
+
+
+def test_a_signal_just_before_the_deferral_still_leaves_the_record(tmp_path, monkeypatch):
+    """torchrun's SIGTERM can land between the collective error a dead rank caused and the start of the
+    deferral (CI saw a detection run end with no record): the record of the error is written, then the
+    interrupt is raised and the handlers are the caller's again."""
+    import contextlib
+
+    from bench.cli import _sigterm
+    from tasks import record
+
+    deferral = record.signals_deferred
+    entered: list[int] = []
+
+    @contextlib.contextmanager
+    def lands_first():  # the real deferral, with the signal delivered just before its first entry
+        if not entered:
+            entered.append(1)
+            signal.raise_signal(signal.SIGTERM)
+        with deferral():
+            yield
+
+    monkeypatch.setattr(record, "signals_deferred", lands_first)
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            try:
+                raise RuntimeError("Connection closed by peer")
+            except RuntimeError as err:
+                record.write_stopped_record(
+                    err, tmp_path / "result.json", "detection", "qsd_tiny", writes=lambda: True
+                )
+        assert signal.getsignal(signal.SIGTERM) is _sigterm
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    written = json.loads((tmp_path / "result.json").read_text())
+    assert (written["status"], written["reason"]) == ("failed", "RuntimeError: Connection closed by peer")
+    assert "Connection closed by peer" in written["traceback"]

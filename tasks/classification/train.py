@@ -94,7 +94,7 @@ def train(
     entry = model_entry(cfg.model)  # unknown model: one-line error before anything is written
     dev = default_device(device)
     ddp = setup(dev)
-    started = time.time()
+    writes = functools.partial(writes_failure_record, ddp, result_path, time.time())
     try:
         teacher_of = functools.partial(train, device=device, workers=workers, progress=progress)
         distill, teacher = resolve_teacher(cfg, out, teacher_of, ddp)
@@ -110,7 +110,6 @@ def train(
             job = _Job(cfg, out, dev, ddp, workers, progress and ddp.main, distill, teacher)
             result = _train(job, on_epoch_end, spec, img_size, train_set, eval_set)
     except BaseException as err:  # interrupts too: the record says why the run stopped
-        writes = functools.partial(writes_failure_record, ddp, result_path, started)
         write_stopped_record(err, result_path, "classification", cfg.model, writes=writes)
         reraise(err)
     if ddp.main:

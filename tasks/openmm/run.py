@@ -143,7 +143,8 @@ def run_openmm(
     main = is_main_process()  # under torchrun, rank 0 writes the records
     device = default_device()
     threads = getattr(cfg_obj, "threads", DEFAULT_THREADS)
-    started = time.time()
+    path, digest = out / "result.json", cfg_obj.digest()  # before the try: the except body only writes
+    writes = functools.partial(writes_failure_record, env_info(), path, time.time())
     if main:
         out.mkdir(parents=True, exist_ok=True)
         write_json_atomic(out / "config.json", config)
@@ -158,8 +159,6 @@ def run_openmm(
             result = _train_test(cfg_obj, out, mm_cfg, run)
             result["determinism"] = repeatability
     except BaseException as err:  # interrupts too: SIGINT/SIGTERM -> interrupted (resumable), else failed
-        path, digest = out / "result.json", cfg_obj.digest()
-        writes = functools.partial(writes_failure_record, env_info(), path, started)
         write_stopped_record(
             err, path, run.task, cfg_obj.model, writes=writes, neck_head=run.neck_head, config_digest=digest
         )
