@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.data.versions import versioned
 from bench.errors import ConfigError, check_bits, check_positive_int
 
 
@@ -115,8 +116,9 @@ def config_from_fields(config_cls: type, distill_cls: type, d: dict) -> Any:
 
 
 def content_digest(fields: dict) -> str:
-    """12-hex-digit content hash of a config's fields (names run directories)."""
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+    """12-hex-digit content hash of a config's fields and of its generated set's version past 1 (names run
+    directories)."""
+    return hashlib.sha256(json.dumps(versioned(fields), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def check_dense_fields(cfg: Any, ints: tuple[str, ...], scale: str) -> None:

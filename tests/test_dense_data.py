@@ -218,3 +218,27 @@ def test_mmseg_ade20k_dataset_and_iou_metric_read_the_generated_set(ade_root):
         metric.process({}, [dict(pred_sem_seg=dict(data=gt), gt_sem_seg=dict(data=gt))])
     scores = metric.compute_metrics(metric.results)
     assert scores["mIoU"] == 100.0 and scores["aAcc"] == 100.0
+
+
+def test_every_generated_set_has_a_version_that_names_its_cache_and_enters_run_hashes(tmp_path, monkeypatch):
+    """A set whose generator changed is never read from an older cache nor taken for an earlier run on the
+    older set; version 1 leaves cache folders and run hashes as they were before sets had versions."""
+    import hashlib
+
+    from bench.data import datasets, versions
+    from tasks.classification.config import TrainConfig
+
+    names = {*datasets.GENERATED, *(n for table in datasets.DENSE_GENERATED.values() for n in table)}
+    assert set(versions.GENERATED_VERSIONS) == names
+    cfg = TrainConfig(model="qsd_tiny", data="generated:cifar10", epochs=1)
+    plain = hashlib.sha256(json.dumps(cfg.as_dict(), sort_keys=True).encode()).hexdigest()[:12]
+    assert cfg.digest() == plain
+    folder = TrainConfig(model="qsd_tiny", data=str(tmp_path), epochs=1)
+    folder_digest = folder.digest()
+    monkeypatch.setenv("SPIKEBENCH_CACHE", str(tmp_path))
+    assert datasets.resolve_data("generated:cifar10").root == tmp_path / "data" / "cifar10"
+    monkeypatch.setitem(versions.GENERATED_VERSIONS, "cifar10", 2)
+    assert cfg.digest() != plain
+    assert folder.digest() == folder_digest  # a folder has no version
+    root = datasets.resolve_data("generated:cifar10").root
+    assert root == tmp_path / "data" / "cifar10-v2" and (root / "test_batch").exists()

@@ -1,7 +1,8 @@
 """Loaders for an ImageNet-style folder tree and for CIFAR-10/100 python pickles, with the usual transforms.
 
 ``resolve_data(spec)`` takes a folder (the format is detected) or ``generated:<name>`` (``imagenet-10``,
-``cifar10``, ``cifar100``), which is generated once into ``$SPIKEBENCH_CACHE/data/`` and reused.
+``cifar10``, ``cifar100``), which is generated once into ``$SPIKEBENCH_CACHE/data/`` and reused (the folder
+named by the set's version, ``bench.data.versions``).
 ``resolve_dense_data(spec, kind)`` does the same for the dense tasks (``coco``: ``generated:coco-tiny``;
 ``ade20k``: ``generated:ade20k-tiny``) and checks the root before any training.
 """
@@ -24,6 +25,7 @@ from torchvision import transforms
 from bench.data.ade20k import validate_ade20k, write_ade20k
 from bench.data.coco import validate_coco, write_coco
 from bench.data.generate import write_cifar, write_imagenet_folder
+from bench.data.versions import cache_name
 from bench.errors import DataError
 from bench.images import IMAGENET_MEAN, IMAGENET_STD
 
@@ -174,7 +176,7 @@ def _generated(spec: str, table: dict) -> Path:
     name = spec.split(":", 1)[1]
     if name not in table:
         raise DataError(f"data={spec!r} is not allowed; allowed generated sets: {', '.join(table)}")
-    root = _cache_dir() / name
+    root = _cache_dir() / cache_name(name)
     if not root.exists():
         root.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root.parent))
