@@ -283,16 +283,11 @@ def test_an_interrupt_a_library_turned_into_another_error_is_still_an_interrupt(
             reraise(err)
 
 
-def test_a_signal_while_the_stopped_record_is_written_waits_for_the_write(tmp_path):
-    """torchrun sends SIGTERM to the other ranks right after one dies, often while they write the record of
-    the failure that death caused: the record is written whole, then the SIGTERM is delivered."""
+def _stopped_under_sigterm(path: Path, writes) -> dict:
+    """The record ``write_stopped_record`` leaves of a collective error under the CLI's SIGTERM handler, after
+    checking that the SIGTERM then ends the call and that the handler is the caller's again."""
     from bench.cli import _sigterm
-    from tasks.record import write_stopped_record
-
-    def signalled() -> bool:  # the SIGTERM arrives while this rank decides to write, then writes
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(0.05)  # the handler would have run here
-        return True
+    from tasks import record
 
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
@@ -300,12 +295,25 @@ def test_a_signal_while_the_stopped_record_is_written_waits_for_the_write(tmp_pa
             try:
                 raise RuntimeError("Connection closed by peer")
             except RuntimeError as err:
-                write_stopped_record(err, tmp_path / "result.json", "detection", "qsd_tiny", writes=signalled)
+                record.write_stopped_record(err, path, "detection", "qsd_tiny", writes=writes)
+        assert signal.getsignal(signal.SIGTERM) is _sigterm
     finally:
         signal.signal(signal.SIGTERM, previous)
-    record = json.loads((tmp_path / "result.json").read_text())
-    assert (record["status"], record["reason"]) == ("failed", "RuntimeError: Connection closed by peer")
-    assert signal.getsignal(signal.SIGTERM) is previous
+    written = json.loads(path.read_text())
+    assert (written["status"], written["reason"]) == ("failed", "RuntimeError: Connection closed by peer")
+    return written
+
+
+def test_a_signal_while_the_stopped_record_is_written_waits_for_the_write(tmp_path):
+    """torchrun sends SIGTERM to the other ranks right after one dies, often while they write the record of
+    the failure that death caused: the record is written whole, then the SIGTERM is delivered."""
+
+    def signalled() -> bool:  # the SIGTERM arrives while this rank decides to write, then writes
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.05)  # the handler would have run here
+        return True
+
+    _stopped_under_sigterm(tmp_path / "result.json", signalled)
 
 
 def test_a_signal_just_before_the_deferral_still_leaves_the_record(tmp_path, monkeypatch):
@@ -314,7 +322,6 @@ def test_a_signal_just_before_the_deferral_still_leaves_the_record(tmp_path, mon
     interrupt is raised and the handlers are the caller's again."""
     import contextlib
 
-    from bench.cli import _sigterm
     from tasks import record
 
     deferral = record.signals_deferred
@@ -329,18 +336,5 @@ def test_a_signal_just_before_the_deferral_still_leaves_the_record(tmp_path, mon
             yield
 
     monkeypatch.setattr(record, "signals_deferred", lands_first)
-    previous = signal.signal(signal.SIGTERM, _sigterm)
-    try:
-        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
-            try:
-                raise RuntimeError("Connection closed by peer")
-            except RuntimeError as err:
-                record.write_stopped_record(
-                    err, tmp_path / "result.json", "detection", "qsd_tiny", writes=lambda: True
-                )
-        assert signal.getsignal(signal.SIGTERM) is _sigterm
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    written = json.loads((tmp_path / "result.json").read_text())
-    assert (written["status"], written["reason"]) == ("failed", "RuntimeError: Connection closed by peer")
+    written = _stopped_under_sigterm(tmp_path / "result.json", lambda: True)
     assert "Connection closed by peer" in written["traceback"]
