@@ -56,9 +56,6 @@ def previous_ok(out: Path, config: dict) -> dict | None:
     return previous if isinstance(previous, dict) and previous.get("status") == "ok" else None
 
 
-_LATE_SIGNALS = 8  # interrupts that may land before the deferral began, each retried
-
-
 def interrupt_of(err: BaseException) -> KeyboardInterrupt | None:
     """The SIGINT/SIGTERM behind ``err``: itself, or one a library turned into another exception while
     handling it (mmengine's config formatting raises SyntaxError when interrupted)."""
@@ -111,6 +108,9 @@ def stopped_record(err: BaseException, task: str, model: str, **fields) -> dict:
     return dict(status=status, reason=reason, task=task, model=model, **fields, traceback=trace)
 
 
+_LATE_SIGNALS = 8  # interrupts that may land before the deferral began, each followed by another try
+
+
 def write_stopped_record(
     err: BaseException, path: Path, task: str, model: str, *, writes: Callable[[], bool], **fields
 ) -> None:
@@ -126,12 +126,11 @@ def write_stopped_record(
                 if writes():
                     write_json_atomic(path, stopped_record(err, task, model, **fields))
                 written = True
+            break
         except KeyboardInterrupt as interrupt:
             if written:  # the deferred signal, delivered after the write
                 raise
             late = interrupt
-            continue
-        break
     if late is not None:
         raise late
 

@@ -164,7 +164,7 @@ def run_openmm(
         )
         reraise(err)
     if main:
-        write_json_atomic(out / "result.json", result)
+        write_json_atomic(path, result)
     return result
 
 
