@@ -95,9 +95,16 @@ def create_model(
     less training memory, the same numbers.
 
     ``checkpoint``: a spikebench or official checkpoint file loaded through an explicit key map
-    (``bench.checkpoints``); what was loaded and dropped is in ``model.checkpoint_report``.
+    (``bench.checkpoints``); what was loaded and dropped is in ``model.checkpoint_report``. Without a
+    ``num_classes`` override the classifier gets the checkpoint's number of classes (a run trained on its
+    own data); with one, a checkpoint of another class count is a one-line error.
     """
     entry = model_entry(name)
+    if checkpoint is not None and "num_classes" not in overrides:
+        from bench.checkpoints import stored_classes
+
+        classes = stored_classes(lambda **kw: entry.fn(**overrides, **kw), checkpoint, entry.family)
+        overrides = overrides if classes is None else dict(overrides, num_classes=classes)
     model = entry.fn(**overrides)
     if grad_checkpointing:
         if not hasattr(model, "set_grad_checkpointing"):

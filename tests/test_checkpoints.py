@@ -227,7 +227,7 @@ def test_bad_checkpoint_is_one_line_listing_keys(tmp_path) -> None:
     state["head.weight"] = torch.zeros(3, 80)
     torch.save(state, path)
     with pytest.raises(ConfigError, match=r"wrong shape.*head.weight \(3, 80\) -> head.weight \(10, 80\)"):
-        bench.create_model("qsd_tiny", checkpoint=str(path))
+        bench.create_model("qsd_tiny", checkpoint=str(path), num_classes=10)
 
 
 def test_loaded_lsq_step_is_never_reinitialised() -> None:
@@ -304,6 +304,34 @@ def test_eval_cli_writes_record_and_compares_with_the_paper(tmp_path, capsys) ->
     print_comparison(rec)
     out = capsys.readouterr().out
     assert "paper" in out and "measured" in out and "-1.20" in out
+
+
+def test_eval_cli_sizes_the_classifier_from_a_run_on_other_classes(tmp_path) -> None:
+    """A run trained on 3 classes evaluates with no class count given: the head comes from the checkpoint,
+    and the evaluation reproduces the run's own last top-1."""
+    import argparse
+    import json
+
+    from bench.data.generate import write_imagenet_folder
+    from tasks.classification import TrainConfig, train
+    from tasks.classification.cli import register_eval
+
+    data = write_imagenet_folder(tmp_path / "d", num_classes=3, train_per_class=8, val_per_class=4, size=16)
+    cfg = TrainConfig(model="qsd_tiny", data=str(data), epochs=1, batch_size=4, img_size=16, measure=False)
+    train(cfg, out=tmp_path / "run", progress=False)
+    parser = argparse.ArgumentParser()
+    register_eval(parser.add_subparsers())
+    last = str(tmp_path / "run" / "checkpoints" / "last.pt")
+    argv = ["classification", "--model", "qsd_tiny", "--checkpoint", last, "--data", str(data)]
+    argv += ["--img-size", "16", "--no-measure", "--out", str(tmp_path / "eval")]
+    args = parser.parse_args(argv)
+    assert args.func(args) == 0
+    rec = json.loads((tmp_path / "eval" / "eval.json").read_text())
+    run = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert rec["classes"] == 3 and rec["checkpoint"]["layout"] == "spikebench"
+    assert rec["metrics"]["top1"] == pytest.approx(run["top1"])
+    with pytest.raises(ConfigError, match=r"head.weight \(3, 80\) -> head.weight \(10, 80\)"):
+        bench.create_model("qsd_tiny", checkpoint=last, num_classes=10)
 
 
 def test_every_paper_mapping_resolves_in_the_reference_csv() -> None:

@@ -11,6 +11,7 @@ reads are dropped by name and listed in the returned report.
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -23,7 +24,7 @@ from bench.errors import ConfigError
 LAYOUTS = {m.LAYOUT: m for m in (sdt_v1, sdt_v2, qsd, timm_files, snap, cvnets)}
 WRAPPERS = ("model", "state_dict", "model_ema", "state_dict_ema")
 
-__all__ = ["LAYOUTS", "keymap_for", "load_checkpoint", "read_state_dict", "to_official"]
+__all__ = ["LAYOUTS", "keymap_for", "load_checkpoint", "read_state_dict", "stored_classes", "to_official"]
 
 
 def read_state_dict(path: str | Path) -> tuple[dict[str, Tensor], str]:
@@ -90,6 +91,34 @@ def detect_layout(state: dict[str, Tensor], model: nn.Module, family: str, sourc
         f"{source}: not a checkpoint layout known for family {family!r} (first keys: "
         f"{', '.join(list(state)[:3])}); allowed layouts: {', '.join(allowed)}"
     )
+
+
+def stored_classes(build: Callable[..., nn.Module], path: str | Path, family: str) -> int | None:
+    """The number of classes of the classifier stored in checkpoint ``path`` (any layout of ``family``),
+    for the model ``build(**kw)`` makes; None when the file stores no classifier of that model."""
+    source = f"checkpoint {path}"
+    state, _ = read_state_dict(path)
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        ref = build()
+        if not getattr(ref, "num_classes", 0):
+            return None
+        other = {k: v.shape for k, v in build(num_classes=ref.num_classes + 1).state_dict().items()}
+    sized = {  # our tensors that grow with the class count: their rank and the dimension that grows
+        k: (len(v.shape), next(i for i, (a, b) in enumerate(zip(v.shape, other[k], strict=True)) if a != b))
+        for k, v in ref.state_dict().items()
+        if k in other and other[k] != v.shape and len(other[k]) == len(v.shape)
+    }
+    layout = detect_layout(state, ref, family, source)
+    prepare = getattr(LAYOUTS.get(layout), "prepare", None)
+    if prepare is not None:
+        state, _ = prepare(state)
+    for pair in keymap_for(layout, ref, state).pairs:
+        if pair.ours in sized and pair.official in state:
+            stored = pair.convert(state[pair.official]).shape
+            rank, dim = sized[pair.ours]
+            if len(stored) == rank:
+                return int(stored[dim])
+    return None
 
 
 def _quantizer_fill(km: KeyMap, model: nn.Module) -> list[str]:
