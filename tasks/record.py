@@ -43,9 +43,10 @@ def read_json(path: Path, move_aside_if_corrupt: bool = False) -> object:
         return None
 
 
-def previous_ok(out: Path, config: dict) -> dict | None:
+def previous_ok(out: Path, config: dict, digest: str | None = None) -> dict | None:
     """The ok record of ``config`` already in ``out`` (None: run or resume it); another config's folder is a
-    one-line ConfigError."""
+    one-line ConfigError, and so is a record of the same fields whose ``config_digest`` is not ``digest``
+    (the run read an older version of its generated set)."""
     if not (out / "config.json").exists():
         return None
     saved = read_json(out / "config.json")
@@ -53,7 +54,15 @@ def previous_ok(out: Path, config: dict) -> dict | None:
         raise ConfigError(f"{out}: holds a run of another config; allowed: the same config, or a new --out")
     result = out / "result.json"
     previous = read_json(result, move_aside_if_corrupt=True) if result.exists() else None
-    return previous if isinstance(previous, dict) and previous.get("status") == "ok" else None
+    if not isinstance(previous, dict):
+        return None
+    stored = previous.get("config_digest")
+    if digest is not None and stored is not None and stored != digest:
+        raise ConfigError(
+            f"{out}: holds a run of this config on another version of data={config.get('data')} "
+            f"(config_digest {stored}, now {digest}); allowed: a new --out"
+        )
+    return previous if previous.get("status") == "ok" else None
 
 
 def interrupt_of(err: BaseException) -> KeyboardInterrupt | None:

@@ -242,3 +242,24 @@ def test_every_generated_set_has_a_version_that_names_its_cache_and_enters_run_h
     assert folder.digest() == folder_digest  # a folder has no version
     root = datasets.resolve_data("generated:cifar10").root
     assert root == tmp_path / "data" / "cifar10-v2" and (root / "test_batch").exists()
+
+
+def test_an_explicit_out_is_not_reused_across_a_version_bump(tmp_path, monkeypatch):
+    """``--out`` of a finished run, rerun after its generated set's version was raised: one line saying so,
+    and the older run's record kept (the same fields no longer mean the same data)."""
+    from bench.data import versions
+    from bench.errors import ConfigError
+    from tasks.classification import TrainConfig, train
+
+    monkeypatch.setenv("SPIKEBENCH_CACHE", str(tmp_path / "cache"))
+    cfg = TrainConfig(
+        model="qsd_tiny", data="generated:cifar10", epochs=1, batch_size=32, img_size=16, measure=False
+    )
+    out = tmp_path / "run"
+    first = train(cfg, out=out, progress=False)
+    assert train(cfg, out=out, progress=False)["top1"] == first["top1"]  # same version: the ok record
+    monkeypatch.setitem(versions.GENERATED_VERSIONS, "cifar10", 2)
+    with pytest.raises(ConfigError, match=r"run\b.*another version of data=generated:cifar10.*a new --out"):
+        train(cfg, out=out, progress=False)
+    assert json.loads((out / "result.json").read_text())["config_digest"] == first["config_digest"]
+    assert not (tmp_path / "cache" / "data" / "cifar10-v2").exists()  # refused before any data was made

@@ -87,8 +87,8 @@ def train(
     """Run (or resume, or skip if already ok) the classification run of ``cfg``; returns ``result.json``."""
     out = Path(out) if out is not None else run_dir_for(cfg)
     result_path = out / "result.json"
-    config = cfg.as_dict()
-    previous = previous_ok(out, config)
+    config, digest = cfg.as_dict(), cfg.digest()
+    previous = previous_ok(out, config, digest)
     if previous is not None:
         return previous
     entry = model_entry(cfg.model)  # unknown model: one-line error before anything is written
@@ -110,7 +110,9 @@ def train(
             job = _Job(cfg, out, dev, ddp, workers, progress and ddp.main, distill, teacher)
             result = _train(job, on_epoch_end, spec, img_size, train_set, eval_set)
     except BaseException as err:  # interrupts too: the record says why the run stopped
-        write_stopped_record(err, result_path, "classification", cfg.model, writes=writes)
+        write_stopped_record(
+            err, result_path, "classification", cfg.model, writes=writes, config_digest=digest
+        )
         reraise(err)
     if ddp.main:
         write_json_atomic(result_path, result)

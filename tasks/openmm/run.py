@@ -134,7 +134,7 @@ def run_openmm(
     ``validate()`` checks the data (one-line DataError) before anything is written or trained."""
     out = Path(out)
     config = dataclasses.asdict(cfg_obj)
-    previous = previous_ok(out, config)
+    previous = previous_ok(out, config, cfg_obj.digest())
     if previous is not None:
         return previous
     model_entry(cfg_obj.model)
