@@ -100,10 +100,14 @@ def create_model(
     own data); with one, a checkpoint of another class count is a one-line error.
     """
     entry = model_entry(name)
-    if checkpoint is not None and "num_classes" not in overrides:
-        from bench.checkpoints import stored_classes
+    read = None
+    if checkpoint is not None:
+        from bench.checkpoints import load_checkpoint, read_state_dict, stored_classes
 
-        classes = stored_classes(lambda **kw: entry.fn(**overrides, **kw), checkpoint, entry.family)
+        read = read_state_dict(checkpoint)
+    if read is not None and "num_classes" not in overrides:
+        build = lambda **kw: entry.fn(**overrides, **kw)  # noqa: E731
+        classes = stored_classes(build, read[0], entry.family, f"checkpoint {checkpoint}")
         overrides = overrides if classes is None else dict(overrides, num_classes=classes)
     model = entry.fn(**overrides)
     if grad_checkpointing:
@@ -112,8 +116,6 @@ def create_model(
                 f"grad_checkpointing=True is not supported by {name} ({entry.family}); allowed: false"
             )
         model.set_grad_checkpointing(True)
-    if checkpoint is not None:
-        from bench.checkpoints import load_checkpoint
-
-        model.checkpoint_report = dict(load_checkpoint(model, checkpoint, entry.family), model=name)
+    if read is not None:
+        model.checkpoint_report = dict(load_checkpoint(model, checkpoint, entry.family, read), model=name)
     return model

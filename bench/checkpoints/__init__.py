@@ -93,11 +93,11 @@ def detect_layout(state: dict[str, Tensor], model: nn.Module, family: str, sourc
     )
 
 
-def stored_classes(build: Callable[..., nn.Module], path: str | Path, family: str) -> int | None:
-    """The number of classes of the classifier stored in checkpoint ``path`` (any layout of ``family``),
-    for the model ``build(**kw)`` makes; None when the file stores no classifier of that model."""
-    source = f"checkpoint {path}"
-    state, _ = read_state_dict(path)
+def stored_classes(
+    build: Callable[..., nn.Module], state: dict[str, Tensor], family: str, source: str
+) -> int | None:
+    """The number of classes of the classifier stored in the checkpoint tensors ``state`` (any layout of
+    ``family``), for the model ``build(**kw)`` makes; None when they hold no classifier of that model."""
     with torch.device("meta"):  # shapes only: no memory, no initialisation
         ref = build()
         if not getattr(ref, "num_classes", 0):
@@ -127,10 +127,13 @@ def _quantizer_fill(km: KeyMap, model: nn.Module) -> list[str]:
     return [k for k in model.state_dict() if ".quantizer." in k and k not in mapped]
 
 
-def load_checkpoint(model: nn.Module, path: str | Path, family: str) -> dict:
-    """Load ``path`` into ``model`` in place; return the checkpoint report (path, layout, counts, dropped)."""
+def load_checkpoint(
+    model: nn.Module, path: str | Path, family: str, read: tuple[dict[str, Tensor], str] | None = None
+) -> dict:
+    """Load ``path`` into ``model`` in place; return the checkpoint report (path, layout, counts, dropped).
+    ``read``: what ``read_state_dict(path)`` returned, when the caller has read the file already."""
     source = f"checkpoint {path}"
-    state, how = read_state_dict(path)
+    state, how = read if read is not None else read_state_dict(path)
     layout = detect_layout(state, model, family, source)
     notes: list[str] = []
     prepare = getattr(LAYOUTS.get(layout), "prepare", None)
