@@ -112,6 +112,7 @@ def _sweep(args: argparse.Namespace) -> int:
                 Path(args.table),
                 spec.name,
                 args.allow_dirty,
+                spec.note,
             )
     counts = ", ".join(
         f"{outcome.count(s)} {s}"
@@ -148,12 +149,14 @@ def _emit_table(
     out_dir: Path,
     name: str,
     allow_dirty: bool = False,
+    note: str = "",
 ) -> None:
-    """Build, print and write (CSV/MD/LaTeX) an ablation table (not written for runs of a dirty tree
-    unless ``allow_dirty``)."""
+    """Build, print and write (CSV/MD/LaTeX) an ablation table with the spec's ``note`` (not written for
+    runs of a dirty tree unless ``allow_dirty``)."""
     from ablations.tables import ablation_table, to_markdown, write_table
 
     table, best = ablation_table(df, axes, metrics, baseline, order)
+    table.attrs["note"] = note
     print(to_markdown(table, best))
     paths = write_table(table, best, out_dir, stem=name, caption=f"Ablation {name}", allow_dirty=allow_dirty)
     print("wrote " + ", ".join(map(str, paths)), file=sys.stderr)
@@ -206,7 +209,9 @@ def _table(args: argparse.Namespace) -> int:
         df = collect(root, hardware=spec.hardware if spec is not None else None)
         spec_info = json.loads((root / "spec.json").read_text()) if (root / "spec.json").exists() else {}
         if spec is not None:
-            spec_info = dict(axes=spec.axes, baseline=spec.baseline, metrics=spec.metrics, name=spec.name)
+            spec_info = dict(
+                axes=spec.axes, baseline=spec.baseline, metrics=spec.metrics, name=spec.name, note=spec.note
+            )
     axes = args.axes or list(spec_info.get("axes", {}))
     if not axes:
         raise ConfigError("table: no axes; pass --axes or a sweep folder/spec that names them")
@@ -215,9 +220,8 @@ def _table(args: argparse.Namespace) -> int:
     order = spec_info.get("axes") if isinstance(spec_info.get("axes"), dict) else None
     out_dir = Path(args.out) if args.out else Path("results") / "tables"
     warn_not_learned(df, axes)
-    _emit_table(
-        df, axes, metrics, baseline, order, out_dir, spec_info.get("name", "ablation"), args.allow_dirty
-    )
+    name, note = spec_info.get("name", "ablation"), spec_info.get("note", "")
+    _emit_table(df, axes, metrics, baseline, order, out_dir, name, args.allow_dirty, note)
     return 0
 
 

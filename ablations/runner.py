@@ -211,6 +211,7 @@ def _write_spec(spec: SweepSpec, root: Path) -> None:
             metrics=spec.metrics,
             seeds=spec.seeds,
             hardware=spec.hardware,
+            note=spec.note,
             points=[dict(name=p.name, values=p.values) for p in spec.points()],
         ),
     )

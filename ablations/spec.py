@@ -94,6 +94,7 @@ def load_spec(path: str | Path, validate_models: bool = True) -> SweepSpec:
         seeds,
         raw.get("recipe") or {},
         spec_hardware(raw, path, lines),
+        " ".join(str(raw.get("note") or "").split()),
     )
     check_recipe_baseline(spec, lines)
     check_points(spec, lines, validate_models)

@@ -27,6 +27,7 @@ SPEC_KEYS = (
     "repeats",
     "recipe",
     "hardware",
+    "note",
 )
 LR_RULES = ("blr * global_batch / 256", "absolute")
 RECIPE_KEYS = ("source", "gpus", "per_gpu_batch", "global_batch", "lr_rule", "blr")
@@ -229,7 +230,7 @@ def spec_hardware(raw: dict, path: Path, lines: dict) -> str:
 
 def check_spec_types(path: Path, lines: dict, raw: dict) -> None:
     """Types of the spec's own keys, and the executor's kind and workers."""
-    kinds = dict(name=str, exclude=list, baseline=dict, metrics=list, executor=dict)
+    kinds = dict(name=str, exclude=list, baseline=dict, metrics=list, executor=dict, note=str)
     for key, kind in kinds.items():
         if raw.get(key) is not None and not isinstance(raw[key], kind):
             allowed = {str: "a string", list: "a list", dict: "a mapping"}[kind]

@@ -100,6 +100,8 @@ class SweepSpec:
     recipe: dict = field(default_factory=dict)  # the official recipe a paper spec follows (batch, lr rule)
     # energy_hw preset the sweep's records and tables report; a measurement option, never in a point's config
     hardware: str = "45nm"
+    # what the sweep's table shows, or why its axis shows nothing, in words: printed under the table
+    note: str = ""
 
     def points(self) -> list[Point]:
         """The resolved points, in axis order (then seed order), excluded ones removed."""

@@ -212,10 +212,12 @@ def _best(table: pd.DataFrame, values: dict, metric: str) -> object:
 
 
 def notes(table: pd.DataFrame) -> str:
-    """What ±, Δ, the marks and the bold mean, for this table."""
+    """The spec's note (``table.attrs["note"]``), then what ±, Δ, the marks and the bold mean."""
     base = table.attrs.get("baseline") or {}
     base_txt = ", ".join(f"{k}={v}" for k, v in base.items())
-    parts = ["Mean ± sample standard deviation (ddof = 1) over the n runs (seeds) of each row."]
+    note = table.attrs.get("note") or ""
+    parts = [f"Note: {note}"] if note else []
+    parts.append("Mean ± sample standard deviation (ddof = 1) over the n runs (seeds) of each row.")
     if base:
         parts.append(
             f"Δ: difference of means against the baseline ({base_txt}); {MARK_SIG}: significant at "

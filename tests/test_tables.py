@@ -183,6 +183,7 @@ def _spec(tmp_path: Path, data: Path, body: str, name: str = "s", base: str = "m
         ("axes: {T: [1]}\nrepeats: 0", "s.yaml:4: repeats=0 is not allowed; allowed values: integers >= 1"),
         ("axes: {T: [1]}\nseeds: [0]\nrepeats: 2", "s.yaml:5: give seeds or repeats, not both"),
         ("axes: {seed: [1, 2]}\nrepeats: 2", "s.yaml:4: repeats and a seed in axes name the seed twice"),
+        ("axes: {T: [1]}\nnote: [a]", "s.yaml:4: note=['a'] is not allowed; allowed values: a string"),
     ],
 )
 def test_seed_errors_are_one_line(tmp_path, data, body, msg):
@@ -192,9 +193,12 @@ def test_seed_errors_are_one_line(tmp_path, data, body, msg):
 
 
 def test_three_seed_spec_gives_mean_std_columns_with_provenance(tmp_path, data):
-    spec = load_spec(
-        _spec(tmp_path, data, "axes: {shortcut: [ms, sew]}\nbaseline: {shortcut: ms}\nrepeats: 3")
+    note = "note: >-\n  SEW against MS\n  at one epoch.\n"
+    spec_path = _spec(
+        tmp_path, data, f"axes: {{shortcut: [ms, sew]}}\nbaseline: {{shortcut: ms}}\nrepeats: 3\n{note}"
     )
+    spec = load_spec(spec_path)
+    assert spec.note == "SEW against MS at one epoch."
     points = spec.points()
     assert [p.values for p in points[:3]] == [{"shortcut": "ms", "seed": s} for s in (0, 1, 2)]
     assert len({p.name for p in points}) == 6
@@ -211,6 +215,14 @@ def test_three_seed_spec_gives_mean_std_columns_with_provenance(tmp_path, data):
     md = paths[1].read_text()
     assert " ± " in md and "| n " in md and "seeds 0, 1, 2; n = 3 per row" in md
     assert "threads 1" in md and "git " in md
+    # the spec's note is printed under the table (Markdown and LaTeX), from the spec or its sweep folder
+    from bench.cli import main
+
+    for source in (spec_path, root):
+        out = tmp_path / f"noted-{source.name}"
+        assert main(["table", str(source), "--sweep-dir", str(root), "--out", str(out), "--allow-dirty"]) == 0
+        md, tex = (out / f"{spec.name}.md").read_text(), (out / f"{spec.name}.tex").read_text()
+        assert "Note: SEW against MS at one epoch. Mean ± sample" in md and "Note: SEW against MS" in tex
 
 
 def test_same_point_by_train_cli_and_by_a_two_worker_sweep_is_bit_identical(tmp_path, data):
