@@ -133,8 +133,8 @@ def run_openmm(
     ``seed`` and ``digest()``) into ``out``; ``build_config(work_dir)`` gives the filled mmengine config,
     ``validate()`` checks the data (one-line DataError) before anything is written or trained."""
     out = Path(out)
-    config = dataclasses.asdict(cfg_obj)
-    previous = previous_ok(out, config, cfg_obj.digest())
+    config, digest = dataclasses.asdict(cfg_obj), cfg_obj.digest()
+    previous = previous_ok(out, config, digest)
     if previous is not None:
         return previous
     model_entry(cfg_obj.model)
@@ -143,7 +143,7 @@ def run_openmm(
     main = is_main_process()  # under torchrun, rank 0 writes the records
     device = default_device()
     threads = getattr(cfg_obj, "threads", DEFAULT_THREADS)
-    path, digest = out / "result.json", cfg_obj.digest()  # before the try: the except body only writes
+    path = out / "result.json"  # before the try, with the digest and the writer: the except body only writes
     writes = functools.partial(writes_failure_record, env_info(), path, time.time())
     if main:
         out.mkdir(parents=True, exist_ok=True)
