@@ -342,3 +342,60 @@ def test_optimizer_groups_spare_1d_parameters_and_slow_lsq_steps():
     build_optimizer(TrainConfig(model="qsd_tiny", lr=0.1, weight_decay=0.5), params, steps).step()
     for p, b in zip(params, before, strict=True):  # zero gradients: only the decoupled decay moves a tensor
         assert torch.equal(p, b) == (p.ndim == 1 or not b.any())
+
+
+def test_hue_classes_differ_by_hue_alone_and_are_deterministic(tmp_path):
+    import colorsys
+
+    import numpy as np
+    from PIL import Image
+
+    root = write_imagenet_folder(tmp_path / "hue", 7, 6, 2, kind="hue")
+    again = write_imagenet_folder(tmp_path / "hue2", 7, 6, 2, kind="hue")
+    files = sorted(p.relative_to(root) for p in root.rglob("*.JPEG"))
+    assert all((root / f).read_bytes() == (again / f).read_bytes() for f in files)
+    assert json.loads((root / "spikebench_dataset.json").read_text())["kind"] == "hue"
+    pattern = write_imagenet_folder(tmp_path / "pattern", 2, 1, 1)
+    assert "kind" not in json.loads((pattern / "spikebench_dataset.json").read_text())
+    for label in range(7):
+        pixels = np.concatenate(
+            [
+                np.asarray(Image.open(f)).reshape(-1, 3) / 255
+                for f in (root / "train" / f"n{label:08d}").iterdir()
+            ]
+        )
+        bright = pixels[pixels.max(1) > 0.6]  # the grating's crests: the class tint, not its troughs
+        hues = np.array([colorsys.rgb_to_hsv(*p)[0] for p in bright])
+        angle = np.angle(np.exp(2j * np.pi * hues).mean()) / (2 * np.pi) % 1.0  # circular mean
+        assert abs((angle - label / 7 + 0.5) % 1.0 - 0.5) < 0.03, (label, angle)
+
+
+def test_eval_interval_evaluates_every_nth_and_the_last_epoch(small_data, tmp_path):
+    result = train(
+        _cfg("qsd_tiny", small_data, epochs=3, eval_interval=2), out=tmp_path / "r", progress=False
+    )
+    rows = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert ["top1" in r for r in rows] == [False, True, True]
+    assert result["top1"] == rows[2]["top1"] and result["best_top1"] == max(rows[1]["top1"], rows[2]["top1"])
+    # top-1 is an exact fraction of the evaluation set, not a float32 mean of batch means
+    assert (
+        result["top1"]
+        == 100.0 * round(result["top1"] * result["eval_samples"] / 100) / result["eval_samples"]
+    )
+    with pytest.raises(ConfigError, match="eval_interval"):
+        _cfg("qsd_tiny", small_data, eval_interval=0)
+
+
+def test_bn_init_sets_every_batchnorm_weight():
+    from torch import nn
+
+    def weights(model):
+        return {
+            float(w.detach())
+            for m in model.modules()
+            if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d)
+            for w in m.weight
+        }
+
+    assert weights(create_model("qsd_tiny", bn_init=0.3)) == {float(torch.tensor(0.3))}
+    assert weights(create_model("qsd_tiny")) == {1.0}

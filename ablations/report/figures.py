@@ -212,8 +212,9 @@ def curves_figure(histories: dict[str, list[dict]], metric: str = "top1", x: str
             continue
         if "train_loss" in h:
             (handles[setting],) = loss_ax.plot(h[x], h["train_loss"], **style)
-        if metric in h:
-            (handles[setting],) = metric_ax.plot(h[x], h[metric], **style)
+        if metric in h:  # epochs without an evaluation (eval_interval > 1) have no value: skipped
+            m = h.dropna(subset=[metric])
+            (handles[setting],) = metric_ax.plot(m[x], m[metric], **style)
     loss_ax.set_xlabel(x)
     loss_ax.set_ylabel("Training loss")
     metric_ax.set_xlabel(x)

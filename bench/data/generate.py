@@ -24,14 +24,31 @@ from PIL import Image
 
 from bench.io import write_json_atomic
 
+HUE_JITTER = 0.01  # hue classes: the largest random hue shift of an image
+
 
 def class_image(label: int, num_classes: int, size: int, rng: np.random.Generator) -> np.ndarray:
     """One ``[size, size, 3]`` uint8 image of class ``label``."""
     theta = (label % 2) * math.pi / 2
     freq = 1.5 + (label // 2) % 4
-    tint = np.array(colorsys.hsv_to_rgb((label * 0.618) % 1.0, 0.6, 1.0))
-    yy, xx = np.mgrid[0:size, 0:size] / size
     phase = rng.uniform(0, 2 * math.pi)
+    return _grating((label * 0.618) % 1.0, theta, freq, phase, size, rng)
+
+
+def hue_image(label: int, num_classes: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """One image of hue class ``label``: hue ``label / num_classes`` (± ``HUE_JITTER``); orientation and
+    frequency random, so that hue alone tells the classes apart."""
+    phase = rng.uniform(0, 2 * math.pi)
+    theta = rng.integers(2) * math.pi / 2
+    freq = 1.5 + rng.integers(4)
+    hue = (label / num_classes + rng.uniform(-HUE_JITTER, HUE_JITTER)) % 1.0
+    return _grating(hue, theta, freq, phase, size, rng)
+
+
+def _grating(hue: float, theta: float, freq: float, phase: float, size: int, rng: np.random.Generator):
+    """A tinted grating with a random blob and pixel noise, as uint8 ``[size, size, 3]``."""
+    tint = np.array(colorsys.hsv_to_rgb(hue, 0.6, 1.0))
+    yy, xx = np.mgrid[0:size, 0:size] / size
     wave = 0.5 + 0.35 * np.sin(2 * math.pi * freq * (xx * math.cos(theta) + yy * math.sin(theta)) + phase)
     img = wave[..., None] * tint[None, None]
     cx, cy, r = rng.uniform(0.2, 0.8), rng.uniform(0.2, 0.8), rng.uniform(0.08, 0.2)
@@ -41,10 +58,14 @@ def class_image(label: int, num_classes: int, size: int, rng: np.random.Generato
     return (np.clip(img, 0, 1) * 255).astype(np.uint8)
 
 
-def _images(num_classes: int, per_class: int, size: int, rng: np.random.Generator):
+CLASS_KINDS = {"pattern": class_image, "hue": hue_image}
+
+
+def _images(num_classes: int, per_class: int, size: int, rng: np.random.Generator, kind: str = "pattern"):
+    image = CLASS_KINDS[kind]
     for label in range(num_classes):
         for i in range(per_class):
-            yield label, i, class_image(label, num_classes, size, rng)
+            yield label, i, image(label, num_classes, size, rng)
 
 
 def wnid(label: int) -> str:
@@ -59,12 +80,13 @@ def write_imagenet_folder(
     val_per_class: int = 10,
     size: int = 32,
     seed: int = 0,
+    kind: str = "pattern",
 ) -> Path:
-    """ImageNet-style folder tree of JPEG files; returns ``root``."""
+    """ImageNet-style folder tree of JPEG files (classes of ``CLASS_KINDS[kind]``); returns ``root``."""
     root = Path(root)
     for split, per_class, offset in (("train", train_per_class, 0), ("val", val_per_class, 1)):
         rng = np.random.default_rng([seed, offset])
-        for label, i, img in _images(num_classes, per_class, size, rng):
+        for label, i, img in _images(num_classes, per_class, size, rng, kind):
             d = root / split / wnid(label)
             d.mkdir(parents=True, exist_ok=True)
             Image.fromarray(img).save(d / f"{wnid(label)}_{i}.JPEG", quality=95)
@@ -77,7 +99,8 @@ def write_imagenet_folder(
             val_per_class=val_per_class,
             size=size,
             seed=seed,
-        ),
+        )
+        | ({} if kind == "pattern" else {"kind": kind}),
     )
     return root
 

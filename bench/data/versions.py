@@ -9,6 +9,7 @@ GENERATED_VERSIONS = {
     "imagenet-10": 1,
     "imagenet-10-64px": 1,
     "imagenet-10-eval500": 1,
+    "imagenet-hue14": 1,
     "cifar10": 1,
     "cifar100": 1,
     "coco-tiny": 1,

@@ -88,6 +88,9 @@ class SpikingMetaFormer(SpikingBackbone):
     """Four stages (strides 4, 8, 16, 16) of widths ``dims``; ``depth`` transformer blocks in stages 3-4.
 
     ``bn_momentum``: of every BatchNorm (PyTorch's default 0.1, as the official code; None = cumulative mean).
+    ``bn_init``: the initial weight (gamma) of every BatchNorm (PyTorch's default 1, as the official code).
+    Below 1 it starts the membrane inputs narrower, so fewer IE-LIF neurons start saturated above V_th (where
+    the straight-through gradient is zero; cf. threshold-dependent BN, Zheng et al. 2021).
     ``zero_init_branches``: the last BN of every transformer residual branch starts with weight 0, so each
     block starts as the identity (Goyal et al. 2017, "zero-init residual"; the effect of QSD's layer scale).
     Neither applies to SEW residuals, whose branch ends in a neuron that a zero input keeps silent.
@@ -104,6 +107,7 @@ class SpikingMetaFormer(SpikingBackbone):
         attn_scale: float = 0.125,
         layer_scale: float | None = None,
         bn_momentum: float | None = 0.1,
+        bn_init: float = 1.0,
         zero_init_branches: bool = False,
         out_indices: tuple[int, ...] | None = None,
         **options,
@@ -139,6 +143,8 @@ class SpikingMetaFormer(SpikingBackbone):
         for m in self.modules():
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.momentum = bn_momentum
+                if m.affine:
+                    nn.init.constant_(m.weight, bn_init)
         if zero_init_branches and sc != "sew":
             for blk in self.modules():
                 if isinstance(blk, TransformerBlock):

@@ -13,7 +13,7 @@ DISTILL_KINDS = ("none", "qfd", "fgd", "kd")
 OPTIMIZERS = ("adamw", "lamb")
 AUGMENT_RNGS = ("process", "sample")
 # fields left out of the hashed dict at their default, so runs made before they existed keep their hash
-_HASH_DEFAULTS = dict(checkpoint=None, sync_bn=False, augment_rng="process")
+_HASH_DEFAULTS = dict(checkpoint=None, sync_bn=False, augment_rng="process", eval_interval=1)
 
 
 @dataclass
@@ -44,6 +44,8 @@ class TrainConfig:
     )
     overrides: dict = field(default_factory=dict)
     epochs: int = 10
+    # mmengine's val_interval: the evaluation set is read after every N-th epoch and after the last
+    eval_interval: int = arg(1, "evaluate every N epochs (and after the last)")
     batch_size: int = 32
     img_size: int | None = None
     opt: str = arg("adamw", "adamw or lamb")
@@ -82,6 +84,7 @@ class TrainConfig:
         check_choice("augment_rng", self.augment_rng, AUGMENT_RNGS)
         check_choice("distill.kind", self.distill.kind, DISTILL_KINDS)
         check_positive_int("threads", self.threads)
+        check_positive_int("eval_interval", self.eval_interval)
         if self.epochs < 1 or self.batch_size < 1:
             raise ConfigError(
                 f"epochs={self.epochs}, batch_size={self.batch_size}: allowed values: integers >= 1"

@@ -25,7 +25,7 @@ from bench.images import IMAGENET_MEAN, IMAGENET_STD
 from bench.io import write_json_atomic
 from bench.measure.profile import profile_model
 from bench.registry import create_model, model_entry
-from tasks.classification.metrics import accuracy
+from tasks.classification.metrics import correct
 from tasks.record import environment, trim_measurement
 
 # Our model -> (csv ``model``, csv ``variant``) of its published ImageNet-1K row (the official release's row).
@@ -177,13 +177,13 @@ def evaluate_checkpoint(
     if limit:
         dataset = torch.utils.data.Subset(dataset, range(min(limit, len(dataset))))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
-    n, top1, top5, first = 0, 0.0, 0.0, []
+    n, top1, top5, first = 0, 0, 0, []
     for x, y in loader:
-        a1, a5 = accuracy(model(x), y)
-        top1, top5, n = top1 + a1 * len(y), top5 + a5 * len(y), n + len(y)
+        c1, c5 = correct(model(x), y)
+        top1, top5, n = top1 + c1, top5 + c5, n + len(y)
         if len(first) < measure_batches:
             first.append(x)
-    metrics = dict(top1=top1 / n, top5=top5 / n)
+    metrics = dict(top1=100.0 * top1 / n, top5=100.0 * top5 / n)
     efficiency = None
     if measure:
         eff = profile_model(model, first, latency_repeats=3)

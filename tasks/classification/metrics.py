@@ -5,8 +5,13 @@ from __future__ import annotations
 from torch import Tensor
 
 
-def accuracy(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> list[float]:
-    """Top-k accuracies in percent (k capped at the number of classes)."""
+def correct(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> list[int]:
+    """How many samples have their target among the top k (k capped at the number of classes)."""
     top = logits.topk(min(max(ks), logits.shape[1]), dim=1).indices
     hits = top == target[:, None]
-    return [100.0 * float(hits[:, : min(k, logits.shape[1])].any(1).float().mean()) for k in ks]
+    return [int(hits[:, : min(k, logits.shape[1])].any(1).sum()) for k in ks]
+
+
+def accuracy(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> list[float]:
+    """Top-k accuracies in percent (k capped at the number of classes)."""
+    return [100.0 * c / len(target) for c in correct(logits, target, ks)]

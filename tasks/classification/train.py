@@ -31,7 +31,7 @@ from bench.registry import create_model, model_entry
 from tasks.classification.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from tasks.classification.config import DistillConfig, TrainConfig
 from tasks.classification.distill import Distiller, Runner, WithFeatures, resolve_teacher, runner
-from tasks.classification.metrics import accuracy
+from tasks.classification.metrics import correct
 from tasks.classification.optim import build_optimizer, lr_factor, lsq_steps
 from tasks.classification.parallel import SampleSeeded, per_process_batch, train_loader
 from tasks.determinism import deterministic
@@ -58,17 +58,15 @@ def _seed_all(seed: int) -> None:
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> dict:
     """Top-1, top-5 (percent) and mean cross-entropy over the loader."""
     model.eval()
-    n, top1, top5, loss = 0, 0.0, 0.0, 0.0
+    n, top1, top5, loss = 0, 0, 0, 0.0
     for x, y in loader:
         x, y = x.to(device), y.to(device)
         logits = model(x)
-        a1, a5 = accuracy(logits, y)
+        c1, c5 = correct(logits, y)
         b = x.shape[0]
-        n += b
-        top1 += a1 * b
-        top5 += a5 * b
+        n, top1, top5 = n + b, top1 + c1, top5 + c5
         loss += float(F.cross_entropy(logits, y)) * b
-    return dict(top1=top1 / n, top5=top5 / n, eval_loss=loss / n)
+    return dict(top1=100.0 * top1 / n, top5=100.0 * top5 / n, eval_loss=loss / n)
 
 
 def run_dir_for(cfg: TrainConfig, root: str | Path = "runs/classification") -> Path:
@@ -271,7 +269,8 @@ def _epoch(job: _Job, state: _State, epoch: int) -> dict:
         images_per_s=sums["n"] / epoch_time,
         teacher_time_share=((distiller.time - teacher_before) / epoch_time) if distiller else 0.0,
     )
-    row.update(evaluate(state.model, state.eval_loader, job.dev))
+    if (epoch + 1) % cfg.eval_interval == 0 or epoch + 1 == cfg.epochs:
+        row.update(evaluate(state.model, state.eval_loader, job.dev))
     return row
 
 
@@ -353,7 +352,7 @@ def _record(job: _Job, state: _State, spec: DataSpec, eval_set: Dataset, efficie
         epochs=cfg.epochs,
         top1=final["top1"],
         top5=final["top5"],
-        best_top1=max(m["top1"] for m in metrics),
+        best_top1=max(m["top1"] for m in metrics if "top1" in m),
         train_loss=final["train_loss"],
         efficiency=efficiency,
         teacher=None if distiller is None else distiller.record(job.teacher),
