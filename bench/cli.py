@@ -187,7 +187,7 @@ def _data_make(args: argparse.Namespace) -> int:
         root = (write_coco if args.format == "coco" else write_ade20k)(args.out, args.seed, **counts)
     elif args.format == "imagenet":
         root = write_imagenet_folder(
-            args.out, args.classes, args.per_class, args.eval_per_class, args.size or 32, args.seed
+            args.out, args.classes, args.per_class, args.eval_per_class, args.size or 32, args.seed, args.kind
         )
     else:
         root = write_cifar(
@@ -277,6 +277,12 @@ def _add_data(sub: argparse._SubParsersAction) -> None:
     mk.add_argument("format", choices=("imagenet", "cifar10", "cifar100", "coco", "ade20k"))
     mk.add_argument("--out", required=True, help="folder to write")
     mk.add_argument("--classes", type=int, default=10, help="imagenet format only")
+    mk.add_argument(
+        "--kind",
+        choices=("pattern", "hue"),
+        default="pattern",
+        help="imagenet: classes by pattern or by hue alone",
+    )
     mk.add_argument("--per-class", type=int, default=50, help="training images per class")
     mk.add_argument("--eval-per-class", type=int, default=10, help="evaluation images per class")
     mk.add_argument("--images", type=int, default=120, help="training images (coco, ade20k)")

@@ -4,7 +4,8 @@ Each class is a sinusoidal grating with its own colour tint (hue ``label x 0.618
 and an orientation (horizontal or vertical, so horizontal flips keep the class); every image adds a random
 phase, a random blob and pixel noise, so classes are learnable but not trivial. With ten classes, 8 and 9
 repeat the frequency and orientation of 0 and 1 and differ from them by hue alone (0.056 apart): the pairs
-the tiny models confuse (docs/ablations.md, "Seed spread of the main job"). Changing what a generator writes
+the tiny models confuse (docs/ablations.md, "Seed spread of the main job"). ``kind="hue"`` classes differ by
+hue alone (``hue_image``: the main job's ``imagenet-hue14``). Changing what a generator writes
 means raising that set's version in ``bench.data.versions``.
 
 - ``write_imagenet_folder``: ``root/{train,val}/<wnid>/<wnid>_<i>.JPEG`` (ImageNet's folder layout).
