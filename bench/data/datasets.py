@@ -35,12 +35,13 @@ GENERATED = {
         root, num_classes=10, train_per_class=60, val_per_class=20
     ),
     "imagenet-10-64px": lambda root: write_imagenet_folder(root, 10, 60, 20, size=64),
-    # the main job's set: imagenet-10's training images, 50 evaluation images per class (500: one image is
-    # 0.2 top-1 points, and the binomial spread of a ~85 % accuracy is 1.6 points, not 2.5 as on 200)
+    # the main job's set until 2026-12-07: imagenet-10's training images, 50 evaluation images per class
+    # (500: one image is 0.2 top-1 points, and the binomial spread of a ~85 % accuracy is 1.6 points, not
+    # 2.5 as on 200)
     "imagenet-10-eval500": lambda root: write_imagenet_folder(root, 10, 60, 50),
-    # the main job's set: 14 classes told apart by hue alone (1/14 apart, ± 0.01), where 2-bit weights cost
-    # accuracy at convergence (docs/ablations.md, "Seed spread of the main job"); 602 training and 504
-    # evaluation images
+    # the main job's set: 14 classes told apart by hue alone (1/14 apart, ± 0.01), where a 2-bit tiny QSD
+    # loses about 2 points at convergence (docs/ablations.md, "Seed spread of the main job"); 602 training
+    # and 504 evaluation images
     "imagenet-hue14": lambda root: write_imagenet_folder(root, 14, 43, 36, kind="hue"),
     "cifar10": lambda root: write_cifar(root, 10, train_per_class=60, test_per_class=20),
     "cifar100": lambda root: write_cifar(root, 100, train_per_class=10, test_per_class=4),

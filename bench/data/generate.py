@@ -46,7 +46,9 @@ def hue_image(label: int, num_classes: int, size: int, rng: np.random.Generator)
     return _grating(hue, theta, freq, phase, size, rng)
 
 
-def _grating(hue: float, theta: float, freq: float, phase: float, size: int, rng: np.random.Generator):
+def _grating(
+    hue: float, theta: float, freq: float, phase: float, size: int, rng: np.random.Generator
+) -> np.ndarray:
     """A tinted grating with a random blob and pixel noise, as uint8 ``[size, size, 3]``."""
     tint = np.array(colorsys.hsv_to_rgb(hue, 0.6, 1.0))
     yy, xx = np.mgrid[0:size, 0:size] / size

@@ -1,10 +1,11 @@
 """Train and evaluate any registered backbone on an image-classification dataset, with optional distillation.
 
 A run is a directory: ``config.json`` (resolved), ``environment.json``, ``checkpoints/last.pt``,
-``metrics.json`` (one entry per epoch), ``efficiency.json`` (the measurement on the evaluation set) and
-``result.json`` (status ok / failed with the reason), each written atomically. Running the same config
-into the same directory resumes from the last checkpoint (model, optimizer, schedule and RNG states), so
-an interrupted run ends with the same weights and metrics as an uninterrupted one.
+``metrics.json`` (one entry per epoch; top-1 after every ``eval_interval``-th and the last),
+``efficiency.json`` (the measurement on the evaluation set) and ``result.json`` (status ok / failed with the
+reason), each written atomically. Running the same config into the same directory resumes from the last
+checkpoint (model, optimizer, schedule and RNG states), so an interrupted run ends with the same weights and
+metrics as an uninterrupted one.
 """
 
 from __future__ import annotations
