@@ -10,8 +10,3 @@ def correct(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> lis
     top = logits.topk(min(max(ks), logits.shape[1]), dim=1).indices
     hits = top == target[:, None]
     return [int(hits[:, : min(k, logits.shape[1])].any(1).sum()) for k in ks]
-
-
-def accuracy(logits: Tensor, target: Tensor, ks: tuple[int, ...] = (1, 5)) -> list[float]:
-    """Top-k accuracies in percent (k capped at the number of classes)."""
-    return [100.0 * c / len(target) for c in correct(logits, target, ks)]
