@@ -105,7 +105,7 @@ def test_significance_and_best_on_constructed_data():
     assert "† chance 4/4" in rows["2"] and "**" not in rows["2"]
     assert "Mean ± sample standard deviation" in md and "paired by seed" in md and "Welch" in md
     assert "Provenance: git abc123; threads 1; host box; cpu AVX2;" in md
-    assert "seeds 0, 1, 10, 11, 12, 13, 2, 3" in md
+    assert "seeds 0, 1, 2, 3, 10, 11, 12, 13;" in md  # numeric order
     tex = to_latex(table, best, caption="bits")
     assert "\\toprule" in tex and "\\bfseries" in tex and "$\\pm$" in tex and "\\dag{}" in tex
     assert tex.startswith("% Provenance: git abc123")
