@@ -5,6 +5,7 @@ learn."""
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 
@@ -100,3 +101,10 @@ def display_cells(table: pd.DataFrame, best: dict) -> tuple[pd.DataFrame, dict[s
     shown["n"] = [str(int(n)) for n in table["n"]]
     shown["Flag"] = [f"{MARK_FLAG} {f}" if f else "" for f in table["flag"]]
     return shown, bold
+
+
+def natural_key(text: str) -> tuple:
+    """Sort key that reads the numbers in ``text`` as numbers: ``bits=2`` < ``bits=8`` < ``bits=32``,
+    seed 2 < seed 10."""
+    parts = re.split(r"(\d+(?:\.\d+)?)", str(text))
+    return tuple((1, float(p), "") if i % 2 else (0, 0.0, p) for i, p in enumerate(parts))

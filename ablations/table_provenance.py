@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
+from ablations.table_format import natural_key
 from bench.errors import ConfigError
 
 
@@ -38,7 +39,7 @@ def provenance(table: pd.DataFrame) -> str:
     behind the table."""
 
     def union(col: str) -> str:
-        vals = sorted({v for cell in table[col] for v in str(cell).split() if v}, key=_numbers_first)
+        vals = sorted({v for cell in table[col] for v in str(cell).split() if v}, key=natural_key)
         return ", ".join(vals) if vals else "unknown"
 
     dates = sorted({v for cell in table["started_utc"] for v in str(cell).split() if v})
@@ -50,11 +51,6 @@ def provenance(table: pd.DataFrame) -> str:
         f"cpu {union('cpu_capability')}; runs {span}; seeds {union('seeds')}; "
         f"n = {'–'.join(map(str, sorted({n[0], n[-1]})))} per row; table made {made}."
     )
-
-
-def _numbers_first(value: str) -> tuple:
-    """Sort key: integers by value (seed 2 before 10), then other strings."""
-    return (0, int(value), "") if value.lstrip("-").isdigit() else (1, 0, value)
 
 
 def check_clean(table: pd.DataFrame) -> None:

@@ -196,6 +196,14 @@ def test_curves_figure(runs, tmp_path):
     assert all(p.stat().st_size > 1000 for p in figures.save(fig, tmp_path, "curves"))
 
 
+def test_curves_legend_reads_numbers_as_numbers():
+    row = [dict(epoch=1, train_loss=2.0, top1=10.0), dict(epoch=2, train_loss=1.0, top1=20.0)]
+    names = [f"qsd_tiny bits={b} seed={s}" for b in (32, 2, 8, 4) for s in (10, 2)]
+    fig = figures.curves_figure({n: row for n in names}, "top1")
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == [f"qsd_tiny bits={b}" for b in (2, 4, 8, 32)]
+
+
 def test_leaderboard_columns_and_order(runs):
     table = leaderboard(runs, "classification")
     timm = ["model", "img_size", "top1", "top1_err", "top5", "top5_err", "param_count", "crop_pct"]
