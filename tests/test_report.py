@@ -4,6 +4,7 @@ and a Semantic FPN run): figures, leaderboards per task, published vs measured, 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -202,6 +203,15 @@ def test_curves_legend_reads_numbers_as_numbers():
     fig = figures.curves_figure({n: row for n in names}, "top1")
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels == [f"qsd_tiny bits={b}" for b in (2, 4, 8, 32)]
+
+
+def test_the_same_figure_saves_to_the_same_bytes(tmp_path):
+    row = [dict(epoch=1, train_loss=2.0, top1=10.0), dict(epoch=2, train_loss=1.0, top1=20.0)]
+    saved = []
+    for d in "ab":  # a second apart: a creation date in the PDF would differ
+        saved.append(figures.save(figures.curves_figure({"m bits=2 seed=0": row}), tmp_path / d, "c"))
+        time.sleep(1.1)
+    assert [p.read_bytes() for p in saved[0]] == [p.read_bytes() for p in saved[1]]
 
 
 def test_leaderboard_columns_and_order(runs):

@@ -230,11 +230,12 @@ def curves_figure(histories: dict[str, list[dict]], metric: str = "top1", x: str
 
 
 def save(fig: Figure, out_dir: str | Path, stem: str) -> list[Path]:
-    """Write ``<stem>.png`` and ``<stem>.pdf`` (atomically); returns both paths."""
+    """Write ``<stem>.png`` and ``<stem>.pdf`` (atomically; the PDF without a creation date, so the same
+    figure gives the same bytes); returns both paths."""
     paths = []
     for fmt in ("png", "pdf"):
         path = Path(out_dir) / f"{stem}.{fmt}"
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=fmt, dpi=150)
+            fig.savefig(tmp, format=fmt, dpi=150, metadata={"CreationDate": None} if fmt == "pdf" else None)
         paths.append(path)
     return paths
