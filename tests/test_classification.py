@@ -386,6 +386,24 @@ def test_eval_interval_evaluates_every_nth_and_the_last_epoch(small_data, tmp_pa
         _cfg("qsd_tiny", small_data, eval_interval=0)
 
 
+def test_how_often_a_run_evaluates_leaves_its_training_bit_for_bit(small_data, tmp_path):
+    # augment_rng "process": crops and flips draw from the global RNG, which evaluation must not touch
+    for interval in (1, 3):
+        train(
+            _cfg("qsd_tiny", small_data, epochs=3, eval_interval=interval),
+            tmp_path / f"e{interval}",
+            progress=False,
+        )
+    every, last = (json.loads((tmp_path / f"e{i}" / "metrics.json").read_text()) for i in (1, 3))
+    assert [r["train_loss"] for r in every] == [r["train_loss"] for r in last]
+    assert every[-1]["top1"] == last[-1]["top1"] and "top1" not in last[0]
+    weights = [
+        torch.load(tmp_path / f"e{i}" / "checkpoints" / "last.pt", weights_only=False)["model"]
+        for i in (1, 3)
+    ]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 def test_bn_init_sets_every_batchnorm_weight():
     from torch import nn
 

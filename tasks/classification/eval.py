@@ -16,7 +16,6 @@ from typing import TextIO
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from bench.data.datasets import ImageFolderDataset, build_transform, resolve_data
@@ -26,6 +25,7 @@ from bench.io import write_json_atomic
 from bench.measure.profile import profile_model
 from bench.registry import create_model, model_entry
 from tasks.classification.metrics import correct
+from tasks.classification.parallel import eval_loader
 from tasks.record import environment, trim_measurement
 
 # Our model -> (csv ``model``, csv ``variant``) of its published ImageNet-1K row (the official release's row).
@@ -176,7 +176,7 @@ def evaluate_checkpoint(
         raise DataError(f"{data}: {len(dataset.classes)} class folders, but {name} has {classes} outputs")
     if limit:
         dataset = torch.utils.data.Subset(dataset, range(min(limit, len(dataset))))
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    loader = eval_loader(dataset, batch_size, workers)
     n, top1, top5, first = 0, 0, 0, []
     for x, y in loader:
         c1, c5 = correct(model(x), y)

@@ -53,6 +53,19 @@ def train_loader(train_set: Dataset, batch_size: int, seed: int, epoch: int, inf
     )
 
 
+def eval_loader(dataset: Dataset, batch_size: int, workers: int = 0) -> DataLoader:
+    """A loader over ``dataset`` in order, with a generator of its own: evaluating (or measuring) draws
+    nothing from the global RNG that training's crops and flips use, so how often a run evaluates leaves its
+    training bit for bit as it was."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        generator=torch.Generator().manual_seed(0),
+    )
+
+
 def per_process_batch(batch_size: int, info: DistInfo) -> int:
     """Each rank's batch of a global ``batch_size``."""
     return max(1, batch_size // info.world)

@@ -34,7 +34,7 @@ from tasks.classification.config import DistillConfig, TrainConfig
 from tasks.classification.distill import Distiller, Runner, WithFeatures, resolve_teacher, runner
 from tasks.classification.metrics import correct
 from tasks.classification.optim import build_optimizer, lr_factor, lsq_steps
-from tasks.classification.parallel import SampleSeeded, per_process_batch, train_loader
+from tasks.classification.parallel import SampleSeeded, eval_loader, per_process_batch, train_loader
 from tasks.determinism import deterministic
 from tasks.distributed import (
     DistInfo,
@@ -189,11 +189,11 @@ def _build(job: _Job, spec: DataSpec, img_size: int, train_set: Dataset, eval_se
         list(distiller.qfd.parameters()) if distiller and distiller.qfd else []
     )
     opt = build_optimizer(cfg, params, lsq_steps(model))
-    eval_loader = DataLoader(eval_set, batch_size=cfg.batch_size, shuffle=False, num_workers=job.workers)
+    loader = eval_loader(eval_set, cfg.batch_size, job.workers)
     steps = math.ceil(len(train_set) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg, steps))
     mixup = _mixup(cfg, spec.num_classes)
-    return _State(model, run, distiller, params, opt, sched, mixup, train_set, eval_loader)
+    return _State(model, run, distiller, params, opt, sched, mixup, train_set, loader)
 
 
 def _forward(job: _Job, model: nn.Module) -> Runner:
@@ -333,7 +333,7 @@ def _measure(job: _Job, state: _State, eval_set: Dataset) -> dict | None:
     cfg = job.cfg
     if not (cfg.measure and job.ddp.main):
         return None
-    batches = [x for x, _ in DataLoader(eval_set, batch_size=cfg.batch_size)][: cfg.measure_batches]
+    batches = [x for x, _ in eval_loader(eval_set, cfg.batch_size)][: cfg.measure_batches]
     efficiency = profile_model(state.model, batches, latency_repeats=3)
     write_json_atomic(job.out / "efficiency.json", efficiency)
     return trim_measurement(efficiency)
