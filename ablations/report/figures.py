@@ -199,14 +199,15 @@ def firing_figure(efficiency: dict, title: str) -> Figure:
 def curves_figure(histories: dict[str, list[dict]], metric: str = "top1", x: str = "epoch") -> Figure:
     """Training loss and ``metric`` against ``x`` (``metrics.json``), one line per run; runs named
     ``<setting> seed=<n>`` share their setting's colour and one legend entry (under the panels)."""
-    settings = list(dict.fromkeys(name.rsplit(" seed=", 1)[0] for name in sorted(histories, key=natural_key)))
+    names = sorted(histories, key=natural_key)
+    settings = list(dict.fromkeys(name.rsplit(" seed=", 1)[0] for name in names))
     colours = {s: f"C{i % 10}" if len(settings) <= 10 else cm.tab20(i % 20) for i, s in enumerate(settings)}
     styles = {s: ("-", "--", ":")[(i // 20) % 3] for i, s in enumerate(settings)}
     fig = Figure(figsize=(9.0, 3.8 + 0.13 * math.ceil(len(settings) / 2)), layout="constrained")
     loss_ax, metric_ax = fig.subplots(1, 2)
     handles = {}
-    for name, rows in sorted(histories.items(), key=lambda item: natural_key(item[0])):
-        h = pd.DataFrame(rows)
+    for name in names:
+        h = pd.DataFrame(histories[name])
         setting = name.rsplit(" seed=", 1)[0]
         style = dict(marker=".", color=colours[setting], ls=styles[setting], lw=1)
         if x not in h:

@@ -11,7 +11,10 @@ stream (seeded ``seed + 1000 * rank``), which differs from the single-process ru
 
 from __future__ import annotations
 
+import itertools
+
 import torch
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from tasks.distributed import DistInfo, shard
@@ -64,6 +67,12 @@ def eval_loader(dataset: Dataset, batch_size: int, workers: int = 0) -> DataLoad
         num_workers=workers,
         generator=torch.Generator().manual_seed(0),
     )
+
+
+def first_batches(dataset: Dataset, batch_size: int, n: int) -> list[Tensor]:
+    """The images of the evaluation loader's first ``n`` batches (the efficiency measurement's input), read
+    without decoding the rest of the set."""
+    return [x for x, _ in itertools.islice(eval_loader(dataset, batch_size), n)]
 
 
 def per_process_batch(batch_size: int, info: DistInfo) -> int:

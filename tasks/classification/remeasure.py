@@ -17,7 +17,7 @@ from bench.errors import ConfigError
 from bench.measure.profile import profile_model
 from bench.registry import create_model, model_entry
 from tasks.classification.config import config_from_dict
-from tasks.classification.parallel import eval_loader
+from tasks.classification.parallel import first_batches
 from tasks.determinism import deterministic
 
 
@@ -37,5 +37,5 @@ def reprofile(run_dir: str | Path, hardware: str = "45nm", reuse: str = "inferen
         model = create_model(cfg.model, num_classes=spec.num_classes, **cfg.overrides)
         state = torch.load(ckpt, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
-        batches = [x for x, _ in eval_loader(eval_set, cfg.batch_size)][: cfg.measure_batches]
+        batches = first_batches(eval_set, cfg.batch_size, cfg.measure_batches)
         return profile_model(model, batches, latency_repeats=1, hardware=hardware, reuse=reuse)

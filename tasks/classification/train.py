@@ -34,7 +34,13 @@ from tasks.classification.config import DistillConfig, TrainConfig
 from tasks.classification.distill import Distiller, Runner, WithFeatures, resolve_teacher, runner
 from tasks.classification.metrics import correct
 from tasks.classification.optim import build_optimizer, lr_factor, lsq_steps
-from tasks.classification.parallel import SampleSeeded, eval_loader, per_process_batch, train_loader
+from tasks.classification.parallel import (
+    SampleSeeded,
+    eval_loader,
+    first_batches,
+    per_process_batch,
+    train_loader,
+)
 from tasks.determinism import deterministic
 from tasks.distributed import (
     DistInfo,
@@ -333,7 +339,7 @@ def _measure(job: _Job, state: _State, eval_set: Dataset) -> dict | None:
     cfg = job.cfg
     if not (cfg.measure and job.ddp.main):
         return None
-    batches = [x for x, _ in eval_loader(eval_set, cfg.batch_size)][: cfg.measure_batches]
+    batches = first_batches(eval_set, cfg.batch_size, cfg.measure_batches)
     efficiency = profile_model(state.model, batches, latency_repeats=3)
     write_json_atomic(job.out / "efficiency.json", efficiency)
     return trim_measurement(efficiency)
