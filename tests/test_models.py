@@ -147,12 +147,26 @@ def test_bits_first_and_head_overrides():
             "shortcut='sewn' is not allowed; allowed values: ms, sew, vanilla (did you mean sew?)",
         ),
         (dict(neuron="plif"), "neuron='plif' is not allowed; allowed values: lif, ie-lif"),
+        (dict(stage3_stride=4), "stage3_stride=4 is not allowed; allowed values: 1, 2"),
     ],
 )
 def test_bad_options_give_one_line_errors(kw, msg):
     with pytest.raises(ConfigError) as err:
         bench.create_model("qsd_tiny", **kw)
     assert msg in str(err.value) and "\n" not in str(err.value)
+
+
+def test_stage3_stride_one_gives_stages_3_and_4_two_by_two_tokens_at_16_px():
+    torch.manual_seed(0)
+    default, s1 = (bench.create_model("qsd_tiny", stage3_stride=s).eval() for s in (2, 1))
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        grids = [[tuple(f.shape[-2:]) for f in m.forward_stages(x)] for m in (default, s1)]
+    assert grids == [[(4, 4), (2, 2), (1, 1), (1, 1)], [(4, 4), (2, 2), (2, 2), (2, 2)]]
+    assert [f["reduction"] for f in s1.feature_info] == [4, 8, 8, 8]
+    assert [f["reduction"] for f in default.feature_info] == [4, 8, 16, 16]
+    shapes = [{k: v.shape for k, v in m.state_dict().items()} for m in (default, s1)]
+    assert shapes[0] == shapes[1]
 
 
 def test_unknown_model_lists_closest_names():

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from bench.errors import check_choice
 from bench.models.base import SpikeOptions, SpikingBackbone
 from bench.nn.blocks import TransformerBlock, time_conv
 from bench.nn.neurons import Spikes
@@ -94,6 +95,9 @@ class SpikingMetaFormer(SpikingBackbone):
     ``zero_init_branches``: the last BN of every transformer residual branch starts with weight 0, so each
     block starts as the identity (Goyal et al. 2017, "zero-init residual"; the effect of QSD's layer scale).
     Neither applies to SEW residuals, whose branch ends in a neuron that a zero input keeps silent.
+    ``stage3_stride``: of stage 3's downsampling conv (2, the official code). 1 keeps stages 3-4 at stride 8
+    (strides 4, 8, 8, 8): a 16 px input then gives them 2 x 2 tokens instead of one, where Q (K^T V) is
+    (q . k) v and a head whose q and k stop sharing spikes goes silent for good (docs/ablations.md).
     """
 
     def __init__(
@@ -110,11 +114,13 @@ class SpikingMetaFormer(SpikingBackbone):
         bn_init: float = 1.0,
         zero_init_branches: bool = False,
         out_indices: tuple[int, ...] | None = None,
+        stage3_stride: int = 2,
         **options,
     ) -> None:
         options.setdefault("attention", "q-sdsa")
         opts = SpikeOptions.from_kwargs(options)
         super().__init__(opts, num_classes, out_indices)
+        s3 = check_choice("stage3_stride", stage3_stride, (1, 2))
         c0, c1, c2, c3 = dims
         sc = opts.shortcut
 
@@ -133,11 +139,11 @@ class SpikingMetaFormer(SpikingBackbone):
         self.stem = trans(in_chans, c0 // 2, 7, 2, first=True)
         self.stage1 = nn.Sequential(ConvBlock(c0 // 2, opts), trans(c0 // 2, c0, 3, 2), ConvBlock(c0, opts))
         self.stage2 = nn.Sequential(trans(c0, c1, 3, 2), ConvBlock(c1, opts), ConvBlock(c1, opts))
-        self.stage3 = nn.Sequential(trans(c1, c2, 3, 2), *blocks(c2, int(depth * 0.75)))
+        self.stage3 = nn.Sequential(trans(c1, c2, 3, s3), *blocks(c2, int(depth * 0.75)))
         self.stage4 = nn.Sequential(trans(c2, c3, 3, 1), *blocks(c3, int(depth * 0.25)))
         self.feature_info = [
             dict(num_chs=c, reduction=r, module=f"stage{i + 1}")
-            for i, (c, r) in enumerate(zip(dims, (4, 8, 16, 16), strict=True))
+            for i, (c, r) in enumerate(zip(dims, (4, 8, 8 * s3, 8 * s3), strict=True))
         ]
         self._build_head(c3)
         for m in self.modules():
