@@ -24,7 +24,7 @@ from bench.images import IMAGENET_MEAN, IMAGENET_STD
 from bench.io import write_json_atomic
 from bench.measure.profile import profile_model
 from bench.registry import create_model, model_entry
-from tasks.classification.metrics import correct
+from tasks.classification.metrics import TopK
 from tasks.classification.parallel import eval_loader
 from tasks.record import environment, trim_measurement
 
@@ -177,13 +177,12 @@ def evaluate_checkpoint(
     if limit:
         dataset = torch.utils.data.Subset(dataset, range(min(limit, len(dataset))))
     loader = eval_loader(dataset, batch_size, workers)
-    n, top1, top5, first = 0, 0, 0, []
+    counts, first = TopK(), []
     for x, y in loader:
-        c1, c5 = correct(model(x), y)
-        top1, top5, n = top1 + c1, top5 + c5, n + len(y)
+        counts.update(model(x), y)
         if len(first) < measure_batches:
             first.append(x)
-    metrics = dict(top1=100.0 * top1 / n, top5=100.0 * top5 / n)
+    metrics, n = counts.result(), counts.n
     efficiency = None
     if measure:
         eff = profile_model(model, first, latency_repeats=3)

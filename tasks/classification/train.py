@@ -32,7 +32,7 @@ from bench.registry import create_model, model_entry
 from tasks.classification.checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from tasks.classification.config import DistillConfig, TrainConfig
 from tasks.classification.distill import Distiller, Runner, WithFeatures, resolve_teacher, runner
-from tasks.classification.metrics import correct
+from tasks.classification.metrics import TopK
 from tasks.classification.optim import build_optimizer, lr_factor, lsq_steps
 from tasks.classification.parallel import (
     SampleSeeded,
@@ -65,15 +65,13 @@ def _seed_all(seed: int) -> None:
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> dict:
     """Top-1, top-5 (percent) and mean cross-entropy over the loader."""
     model.eval()
-    n, top1, top5, loss = 0, 0, 0, 0.0
+    counts, loss = TopK(), 0.0
     for x, y in loader:
         x, y = x.to(device), y.to(device)
         logits = model(x)
-        c1, c5 = correct(logits, y)
-        b = x.shape[0]
-        n, top1, top5 = n + b, top1 + c1, top5 + c5
-        loss += float(F.cross_entropy(logits, y)) * b
-    return dict(top1=100.0 * top1 / n, top5=100.0 * top5 / n, eval_loss=loss / n)
+        counts.update(logits, y)
+        loss += float(F.cross_entropy(logits, y)) * x.shape[0]
+    return dict(counts.result(), eval_loss=loss / counts.n)
 
 
 def run_dir_for(cfg: TrainConfig, root: str | Path = "runs/classification") -> Path:
