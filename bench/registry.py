@@ -100,14 +100,14 @@ def create_model(
     own data); with one, a checkpoint of another class count is a one-line error.
     """
     entry = model_entry(name)
-    read = None
+    read = prepared = None
     if checkpoint is not None:
         from bench.checkpoints import load_checkpoint, read_state_dict, stored_classes
 
         read = read_state_dict(checkpoint)
     if read is not None and "num_classes" not in overrides:
         build = lambda **kw: entry.fn(**overrides, **kw)  # noqa: E731
-        classes = stored_classes(build, read[0], entry.family, f"checkpoint {checkpoint}")
+        classes, prepared = stored_classes(build, read[0], entry.family, f"checkpoint {checkpoint}")
         overrides = overrides if classes is None else dict(overrides, num_classes=classes)
     model = entry.fn(**overrides)
     if grad_checkpointing:
@@ -117,5 +117,6 @@ def create_model(
             )
         model.set_grad_checkpointing(True)
     if read is not None:
-        model.checkpoint_report = dict(load_checkpoint(model, checkpoint, entry.family, read), model=name)
+        report = load_checkpoint(model, checkpoint, entry.family, read, prepared)
+        model.checkpoint_report = dict(report, model=name)
     return model

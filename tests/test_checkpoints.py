@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import bench
-from bench.checkpoints import keymap_for, load_checkpoint, to_official
+from bench.checkpoints import LAYOUTS, keymap_for, load_checkpoint, to_official
 from bench.checkpoints.keymap import to_ours
 from bench.errors import ConfigError
 from bench.nn.quant import QConv2d
@@ -243,15 +243,19 @@ def test_loaded_lsq_step_is_never_reinitialised() -> None:
     assert bool(fresh.quantizer.initialized)
 
 
-def test_sdt_v2_distillation_head_is_folded(tmp_path) -> None:
+def test_sdt_v2_distillation_head_is_folded_once(tmp_path, monkeypatch) -> None:
     model, x = _build("sdt_v2")
     state = to_official(keymap_for("sdt_v2", model), model)
     w, b = state["head.weight"], state["head.bias"]
     state["head_kd.weight"], state["head_kd.bias"] = w.flip(0), b.flip(0)
     torch.save({"model": state}, tmp_path / "kd.pth")
+    calls = []
+    real = LAYOUTS["sdt_v2"].prepare
+    monkeypatch.setattr(LAYOUTS["sdt_v2"], "prepare", lambda st: calls.append(1) or real(st))
     loaded = bench.create_model("sdtv2_tiny", checkpoint=str(tmp_path / "kd.pth"))
     assert torch.equal(loaded.head.weight, (w + w.flip(0)) / 2)
     assert loaded.checkpoint_report["notes"]
+    assert len(calls) == 1  # sizing the head from the checkpoint and loading it share one prepared state
 
 
 def _paper_csv(path) -> str:

@@ -24,7 +24,15 @@ from bench.errors import ConfigError
 LAYOUTS = {m.LAYOUT: m for m in (sdt_v1, sdt_v2, qsd, timm_files, snap, cvnets)}
 WRAPPERS = ("model", "state_dict", "model_ema", "state_dict_ema")
 
-__all__ = ["LAYOUTS", "keymap_for", "load_checkpoint", "read_state_dict", "stored_classes", "to_official"]
+__all__ = [
+    "LAYOUTS",
+    "keymap_for",
+    "load_checkpoint",
+    "prepare_state",
+    "read_state_dict",
+    "stored_classes",
+    "to_official",
+]
 
 
 def read_state_dict(path: str | Path) -> tuple[dict[str, Tensor], str]:
@@ -93,32 +101,43 @@ def detect_layout(state: dict[str, Tensor], model: nn.Module, family: str, sourc
     )
 
 
+Prepared = tuple[str, dict[str, Tensor], list[str]]  # layout, state after its ``prepare``, notes
+
+
+def prepare_state(state: dict[str, Tensor], model: nn.Module, family: str, source: str) -> Prepared:
+    """The layout of ``state`` for ``model``, the state after that layout's ``prepare`` and its notes."""
+    layout = detect_layout(state, model, family, source)
+    prepare = getattr(LAYOUTS.get(layout), "prepare", None)
+    state, notes = prepare(state) if prepare is not None else (state, [])
+    return layout, state, notes
+
+
 def stored_classes(
     build: Callable[..., nn.Module], state: dict[str, Tensor], family: str, source: str
-) -> int | None:
+) -> tuple[int | None, Prepared]:
     """The number of classes of the classifier stored in the checkpoint tensors ``state`` (any layout of
-    ``family``), for the model ``build(**kw)`` makes; None when they hold no classifier of that model."""
+    ``family``) for the model ``build(**kw)`` makes (None when they hold no classifier of that model), and
+    the prepared checkpoint (``prepare_state``) for ``load_checkpoint``."""
     with torch.device("meta"):  # shapes only: no memory, no initialisation
         ref = build()
-        if not getattr(ref, "num_classes", 0):
-            return None
-        other = {k: v.shape for k, v in build(num_classes=ref.num_classes + 1).state_dict().items()}
+        more = build(num_classes=ref.num_classes + 1) if getattr(ref, "num_classes", 0) else None
+    prepared = prepare_state(state, ref, family, source)
+    if more is None:
+        return None, prepared
+    other = {k: v.shape for k, v in more.state_dict().items()}
     sized = {  # our tensors that grow with the class count: their rank and the dimension that grows
         k: (len(v.shape), next(i for i, (a, b) in enumerate(zip(v.shape, other[k], strict=True)) if a != b))
         for k, v in ref.state_dict().items()
         if k in other and other[k] != v.shape and len(other[k]) == len(v.shape)
     }
-    layout = detect_layout(state, ref, family, source)
-    prepare = getattr(LAYOUTS.get(layout), "prepare", None)
-    if prepare is not None:
-        state, _ = prepare(state)
+    layout, state, _ = prepared
     for pair in keymap_for(layout, ref, state).pairs:
         if pair.ours in sized and pair.official in state:
             stored = pair.convert(state[pair.official]).shape
             rank, dim = sized[pair.ours]
             if len(stored) == rank:
-                return int(stored[dim])
-    return None
+                return int(stored[dim]), prepared
+    return None, prepared
 
 
 def _quantizer_fill(km: KeyMap, model: nn.Module) -> list[str]:
@@ -128,17 +147,18 @@ def _quantizer_fill(km: KeyMap, model: nn.Module) -> list[str]:
 
 
 def load_checkpoint(
-    model: nn.Module, path: str | Path, family: str, read: tuple[dict[str, Tensor], str] | None = None
+    model: nn.Module,
+    path: str | Path,
+    family: str,
+    read: tuple[dict[str, Tensor], str] | None = None,
+    prepared: Prepared | None = None,
 ) -> dict:
     """Load ``path`` into ``model`` in place; return the checkpoint report (path, layout, counts, dropped).
-    ``read``: what ``read_state_dict(path)`` returned, when the caller has read the file already."""
+    ``read``: what ``read_state_dict(path)`` returned, when the caller has read the file already;
+    ``prepared``: what ``prepare_state`` (or ``stored_classes``) made of it, when the caller has that too."""
     source = f"checkpoint {path}"
     state, how = read if read is not None else read_state_dict(path)
-    layout = detect_layout(state, model, family, source)
-    notes: list[str] = []
-    prepare = getattr(LAYOUTS.get(layout), "prepare", None)
-    if prepare is not None:
-        state, notes = prepare(state)
+    layout, state, notes = prepared if prepared is not None else prepare_state(state, model, family, source)
     km = keymap_for(layout, model, state)
     fill = _quantizer_fill(km, model)
     ours, report = to_ours(km, state, model, source)
