@@ -28,7 +28,7 @@ from ablations.report.paper import (
     paper_configs,
     paper_map,
 )
-from ablations.report.records import load_runs, usable
+from ablations.report.records import concat_keeping_ints, load_runs, setting_label, usable
 from ablations.runner import run_sweep
 from ablations.spec import load_spec
 from bench.data.generate import write_imagenet_folder
@@ -203,6 +203,18 @@ def test_curves_legend_reads_numbers_as_numbers():
     fig = figures.curves_figure({n: row for n in names}, "top1")
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels == [f"qsd_tiny bits={b}" for b in (2, 4, 8, 32)]
+
+
+def test_integer_settings_stay_integers_across_sweeps_that_lack_them():
+    main = pd.DataFrame(dict(model=["qsd_tiny"] * 2, bits=[2, 32], stage3_stride=[1, 1], bn_init=[0.3, 0.3]))
+    other = pd.DataFrame(dict(model=["qsd_tiny"], bits=[4], lr=[1.0]))
+    out = concat_keeping_ints([main, other])
+    out.attrs["override_columns"] = ["stage3_stride", "bn_init", "lr"]
+    assert setting_label(out, exclude=("bits",)).tolist() == [
+        "qsd_tiny stage3_stride=1 bn_init=0.3",
+        "qsd_tiny stage3_stride=1 bn_init=0.3",
+        "qsd_tiny lr=1.0",  # a float setting stays a float
+    ]
 
 
 def test_the_same_figure_saves_to_the_same_bytes(tmp_path):

@@ -184,12 +184,23 @@ def load_runs(paths: list[str | Path]) -> pd.DataFrame:
         frames.append(df)
     if not frames:
         raise ConfigError("report: no sources given; allowed: sweep folders, folders of runs, run folders")
-    out = pd.concat(frames, ignore_index=True).drop_duplicates("run_dir", ignore_index=True)
+    out = concat_keeping_ints(frames).drop_duplicates("run_dir", ignore_index=True)
     out["family"] = [_family(m, model_entry) for m in out["model"]]
     # spiking = the measurement found spiking neurons (an ANN's firing rate is "not applicable")
     out["spiking"] = out["fr_mean"].notna() if "fr_mean" in out else False
     out.attrs["config_columns"] = [c for c in config_cols if c in out.columns]
     out.attrs["override_columns"] = [c for c in override_cols if c in out.columns]
+    return out
+
+
+def concat_keeping_ints(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The frames one below the other; a column of integers in every frame that has it stays integer
+    (nullable ``Int64`` where other frames lack it), so a setting reads ``stage3_stride=1``, not ``1.0``."""
+    out = pd.concat(frames, ignore_index=True)
+    for col in out.columns:
+        kinds = [pd.api.types.is_integer_dtype(f[col]) for f in frames if col in f.columns]
+        if all(kinds) and not pd.api.types.is_integer_dtype(out[col]):
+            out[col] = out[col].astype("Int64")
     return out
 
 
